@@ -1,0 +1,101 @@
+/**
+ * `npm test`: runs the Node suite (node:test via tsx) and the Chromium suite (@web/test-runner),
+ * then prints one bare summary line `N passed, N failed` covering both, last, for CI.
+ * `--only node` or `--only browser` runs one side; extra arguments after `--` are file filters.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+
+const root = join(import.meta.dirname, '..');
+const tmp = join(root, '.tmp');
+mkdirSync(tmp, { recursive: true });
+
+const args = process.argv.slice(2);
+const onlyIndex = args.indexOf('--only');
+const only = onlyIndex >= 0 ? args[onlyIndex + 1] : undefined;
+const filters = args.filter((a, i) => !a.startsWith('--') && i !== onlyIndex + 1);
+
+const testRoots = ['shared', 'node-common', 'relay', 'supervisor-node', 'web-worker-node', 'ui', 'tests', 'scripts', 'bench'];
+
+function listFiles(dir: string, out: string[] = []): string[] {
+  if (!existsSync(dir)) return out;
+  for (const name of readdirSync(dir)) {
+    if (name === 'node_modules' || name.startsWith('.')) continue;
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) listFiles(p, out);
+    else out.push(relative(root, p));
+  }
+  return out;
+}
+
+function run(cmd: string, argv: string[], env: NodeJS.ProcessEnv = {}): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, argv, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } });
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
+}
+
+interface Counts {
+  passed: number;
+  failed: number;
+}
+
+async function runNode(): Promise<Counts> {
+  const files = testRoots
+    .flatMap((d) => listFiles(join(root, d)))
+    .filter((f) => f.endsWith('.test.ts') && !f.endsWith('.browser.test.ts'))
+    .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
+  if (files.length === 0) return { passed: 0, failed: 0 };
+  const tap = join(tmp, 'node-results.tap');
+  rmSync(tap, { force: true });
+  const code = await run(process.execPath, [
+    '--import',
+    'tsx',
+    '--test',
+    '--test-concurrency=2',
+    '--test-reporter=spec',
+    '--test-reporter-destination=stdout',
+    '--test-reporter=tap',
+    `--test-reporter-destination=${tap}`,
+    ...files,
+  ]);
+  const text = existsSync(tap) ? readFileSync(tap, 'utf8') : '';
+  const pick = (k: string) => Number(new RegExp(`^# ${k} (\\d+)$`, 'm').exec(text)?.[1] ?? 'NaN');
+  const passed = pick('pass');
+  const failed = pick('fail') + pick('cancelled');
+  if (Number.isNaN(passed) || Number.isNaN(failed)) return { passed: 0, failed: 1 };
+  // A non-zero exit with no failing test (a crash outside tests) still counts as a failure.
+  return { passed, failed: failed === 0 && code !== 0 ? 1 : failed };
+}
+
+async function runBrowser(): Promise<Counts> {
+  const results = join(tmp, 'browser-results.json');
+  rmSync(results, { force: true });
+  const wtrArgs = [join(root, 'node_modules/@web/test-runner/dist/bin.js'), '--config', 'web-test-runner.config.mjs'];
+  if (filters.length > 0) {
+    const files = listFiles(join(root, 'shared'))
+      .concat(testRoots.slice(1).flatMap((d) => listFiles(join(root, d))))
+      .filter((f) => f.endsWith('.test.ts') && !f.endsWith('.node.test.ts'))
+      .filter((f) => filters.some((x) => f.includes(x)));
+    if (files.length === 0) return { passed: 0, failed: 0 };
+    wtrArgs.push('--files', ...files);
+  }
+  const code = await run(process.execPath, wtrArgs, { POUW_BROWSER_RESULTS: results });
+  if (!existsSync(results)) return { passed: 0, failed: 1 };
+  const r = JSON.parse(readFileSync(results, 'utf8')) as Counts & { failures: string[] };
+  for (const f of r.failures) console.error(`  browser failure: ${f}`);
+  return { passed: r.passed, failed: r.failed === 0 && code !== 0 ? 1 : r.failed };
+}
+
+const total: Counts = { passed: 0, failed: 0 };
+for (const side of ['node', 'browser'] as const) {
+  if (only !== undefined && only !== side) continue;
+  console.log(`\n=== ${side} tests ===`);
+  const c = side === 'node' ? await runNode() : await runBrowser();
+  console.log(`${side}: ${c.passed} passed, ${c.failed} failed`);
+  total.passed += c.passed;
+  total.failed += c.failed;
+}
+console.log(`${total.passed} passed, ${total.failed} failed`);
+process.exitCode = total.failed === 0 && total.passed > 0 ? 0 : 1;

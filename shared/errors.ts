@@ -1,0 +1,89 @@
+/**
+ * Typed protocol errors. Every rejection carries a stable `code` (what rule failed) and a `verdict`
+ * for the peer that sent the input, following the gossip convention:
+ * - REJECT: the input is invalid; penalise the sender.
+ * - IGNORE: the input is not useful now (duplicate, too early, too late); drop it without penalty.
+ * - ACCEPT: used only by validators that return verdicts rather than throw.
+ * `name` is set explicitly (not taken from the constructor) so it survives minifiers and structured
+ * cloning across Web Workers, where `instanceof` does not.
+ */
+export type Verdict = 'ACCEPT' | 'IGNORE' | 'REJECT';
+
+export class PouwError<Code extends string = string> extends Error {
+  readonly code: Code;
+  readonly verdict: Verdict;
+  readonly detail: Readonly<Record<string, unknown>>;
+
+  constructor(
+    name: string,
+    code: Code,
+    message: string,
+    verdict: Verdict = 'REJECT',
+    detail: Record<string, unknown> = {},
+  ) {
+    super(`${code}: ${message}`);
+    this.name = name;
+    this.code = code;
+    this.verdict = verdict;
+    this.detail = detail;
+  }
+}
+
+export type DecodeErrorCode =
+  | 'DECODE_OVERSIZED'
+  | 'DECODE_UNDERSIZED'
+  | 'DECODE_NON_CANONICAL'
+  | 'DECODE_MALFORMED'
+  | 'DECODE_WRONG_TYPE';
+
+/** Bytes that do not decode to a canonical value of the expected type. Always REJECT. */
+export class DecodeError extends PouwError<DecodeErrorCode> {
+  constructor(code: DecodeErrorCode, message: string, detail: Record<string, unknown> = {}) {
+    super('DecodeError', code, message, 'REJECT', detail);
+  }
+}
+
+export type CryptoErrorCode =
+  | 'CRYPTO_BAD_LENGTH'
+  | 'CRYPTO_BAD_KEY'
+  | 'CRYPTO_BAD_SIGNATURE'
+  | 'CRYPTO_BAD_PROOF'
+  | 'CRYPTO_BAD_PARTIAL'
+  | 'CRYPTO_NOT_ENOUGH_SHARES'
+  | 'CRYPTO_DUPLICATE_SHARE'
+  | 'CRYPTO_BAD_INDEX'
+  | 'CRYPTO_BAD_MNEMONIC'
+  | 'CRYPTO_BAD_ADDRESS'
+  | 'CRYPTO_BAD_PARAMETER'
+  | 'CRYPTO_UNAVAILABLE';
+
+/** Invalid keys, signatures, proofs, shares or parameters. */
+export class CryptoError extends PouwError<CryptoErrorCode> {
+  constructor(code: CryptoErrorCode, message: string, detail: Record<string, unknown> = {}) {
+    super('CryptoError', code, message, 'REJECT', detail);
+  }
+}
+
+export type DkgErrorCode =
+  | 'DKG_BAD_PARAMETERS'
+  | 'DKG_UNKNOWN_PARTY'
+  | 'DKG_WRONG_PHASE'
+  | 'DKG_DUPLICATE_MESSAGE'
+  | 'DKG_BAD_MESSAGE'
+  | 'DKG_NOT_ENOUGH_QUALIFIED';
+
+/** Protocol violations in the distributed key generation. */
+export class DkgError extends PouwError<DkgErrorCode> {
+  constructor(code: DkgErrorCode, message: string, verdict: Verdict = 'REJECT', detail: Record<string, unknown> = {}) {
+    super('DkgError', code, message, verdict, detail);
+  }
+}
+
+/** Errors compare by name and code, never by class identity (workers, bundles). */
+export function isPouwError(e: unknown): e is PouwError {
+  return (
+    e instanceof Error &&
+    typeof (e as Partial<PouwError>).code === 'string' &&
+    typeof (e as Partial<PouwError>).verdict === 'string'
+  );
+}

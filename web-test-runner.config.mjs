@@ -1,0 +1,97 @@
+// @web/test-runner config: the portable test files (everything *.test.ts under shared/ that is not
+// *.node.test.ts) plus browser-only *.browser.test.ts files run in headless Debian Chromium.
+// Test files are bundled on the fly with esbuild (TS, JSON vectors, CommonJS deps, `#test` resolved
+// to the browser harness), because the dev server serves files unbundled.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { summaryReporter } from '@web/test-runner';
+import { playwrightLauncher } from '@web/test-runner-playwright';
+import * as esbuild from 'esbuild';
+
+const root = dirname(fileURLToPath(import.meta.url));
+const resultsFile = process.env.POUW_BROWSER_RESULTS ?? join(root, '.tmp', 'browser-results.json');
+
+export const chromiumArgs = [
+  '--no-sandbox',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--enable-unsafe-webgpu',
+];
+
+function bundleTestFiles() {
+  return {
+    name: 'pouw-bundle-tests',
+    async serve(context) {
+      if (!context.path.endsWith('.test.ts')) return undefined;
+      const result = await esbuild.build({
+        entryPoints: [join(root, decodeURIComponent(context.path))],
+        bundle: true,
+        format: 'esm',
+        platform: 'browser',
+        target: 'es2022',
+        conditions: ['browser'],
+        write: false,
+        sourcemap: 'inline',
+        logLevel: 'silent',
+      });
+      return { body: result.outputFiles[0].text, type: 'js' };
+    },
+  };
+}
+
+/** Counts passed and failed tests for the summary line printed by scripts/test-all.ts. */
+function countingReporter() {
+  return {
+    onTestRunFinished({ sessions }) {
+      let passed = 0;
+      let failed = 0;
+      const failures = [];
+      const walk = (suite, file, prefix) => {
+        for (const t of suite.tests ?? []) {
+          if (t.skipped) continue;
+          if (t.passed) passed++;
+          else {
+            failed++;
+            failures.push(`${file} › ${prefix}${t.name}: ${t.error?.message ?? 'failed'}`);
+          }
+        }
+        for (const s of suite.suites ?? []) walk(s, file, `${prefix}${s.name} › `);
+      };
+      for (const s of sessions) {
+        if (s.testResults) walk(s.testResults, s.testFile, '');
+        // A file that failed to load or threw outside a test counts as one failure.
+        if ((s.errors?.length ?? 0) > 0 || (!s.testResults && !s.passed)) {
+          failed++;
+          failures.push(`${s.testFile}: ${s.errors?.map((e) => e.message).join('; ') ?? 'session failed'}`);
+        }
+      }
+      mkdirSync(dirname(resultsFile), { recursive: true });
+      writeFileSync(resultsFile, JSON.stringify({ passed, failed, failures }, null, 2));
+    },
+  };
+}
+
+export default {
+  rootDir: root,
+  files: ['shared/**/*.test.ts', '!shared/**/*.node.test.ts', '**/*.browser.test.ts', '!node_modules/**'],
+  concurrency: 2,
+  testsFinishTimeout: 600_000,
+  browserStartTimeout: 60_000,
+  testFramework: { config: { timeout: 120_000 } },
+  plugins: [bundleTestFiles()],
+  browsers: [
+    playwrightLauncher({
+      product: 'chromium',
+      launchOptions: {
+        executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+        headless: true,
+        args: chromiumArgs,
+      },
+    }),
+  ],
+  reporters: [summaryReporter({ flatten: false }), countingReporter()],
+};
