@@ -4,7 +4,7 @@
  * `--only node` or `--only browser` runs one side; extra arguments after `--` are file filters.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 const root = join(import.meta.dirname, '..');
@@ -16,7 +16,17 @@ const onlyIndex = args.indexOf('--only');
 const only = onlyIndex >= 0 ? args[onlyIndex + 1] : undefined;
 const filters = args.filter((a, i) => !a.startsWith('--') && i !== onlyIndex + 1);
 
-const testRoots = ['shared', 'node-common', 'relay', 'supervisor-node', 'web-worker-node', 'ui', 'tests', 'scripts', 'bench'];
+const testRoots = [
+  'shared',
+  'node-common',
+  'relay',
+  'supervisor-node',
+  'web-worker-node',
+  'ui',
+  'tests',
+  'scripts',
+  'bench',
+];
 
 function listFiles(dir: string, out: string[] = []): string[] {
   if (!existsSync(dir)) return out;
@@ -72,7 +82,11 @@ async function runNode(): Promise<Counts> {
 async function runBrowser(): Promise<Counts> {
   const results = join(tmp, 'browser-results.json');
   rmSync(results, { force: true });
-  const wtrArgs = [join(root, 'node_modules/@web/test-runner/dist/bin.js'), '--config', 'web-test-runner.config.mjs'];
+  const wtrArgs = [
+    join(root, 'node_modules/@web/test-runner/dist/bin.js'),
+    '--config',
+    'web-test-runner.config.mjs',
+  ];
   if (filters.length > 0) {
     const files = listFiles(join(root, 'shared'))
       .concat(testRoots.slice(1).flatMap((d) => listFiles(join(root, d))))

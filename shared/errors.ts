@@ -74,7 +74,12 @@ export type DkgErrorCode =
 
 /** Protocol violations in the distributed key generation. */
 export class DkgError extends PouwError<DkgErrorCode> {
-  constructor(code: DkgErrorCode, message: string, verdict: Verdict = 'REJECT', detail: Record<string, unknown> = {}) {
+  constructor(
+    code: DkgErrorCode,
+    message: string,
+    verdict: Verdict = 'REJECT',
+    detail: Record<string, unknown> = {},
+  ) {
     super('DkgError', code, message, verdict, detail);
   }
 }

@@ -10,10 +10,13 @@ export class AssertionError extends Error {
 }
 
 function show(x: unknown): string {
-  if (x instanceof Uint8Array) return `Uint8Array(${x.length})[${hex(x).slice(0, 64)}${x.length > 32 ? '…' : ''}]`;
+  if (x instanceof Uint8Array)
+    return `Uint8Array(${x.length})[${hex(x).slice(0, 64)}${x.length > 32 ? '…' : ''}]`;
   if (typeof x === 'bigint') return `${x}n`;
   try {
-    return JSON.stringify(x, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v instanceof Uint8Array ? hex(v) : v));
+    return JSON.stringify(x, (_k, v) =>
+      typeof v === 'bigint' ? `${v}n` : v instanceof Uint8Array ? hex(v) : v,
+    );
   } catch {
     return String(x);
   }
@@ -29,12 +32,15 @@ export function ok(value: unknown, message = 'expected a truthy value'): asserts
 
 export function equal<T>(actual: T, expected: T, message = ''): void {
   if (!Object.is(actual, expected)) {
-    throw new AssertionError(`${message ? `${message}: ` : ''}expected ${show(expected)}, got ${show(actual)}`);
+    throw new AssertionError(
+      `${message ? `${message}: ` : ''}expected ${show(expected)}, got ${show(actual)}`,
+    );
   }
 }
 
 export function notEqual<T>(actual: T, unexpected: T, message = ''): void {
-  if (Object.is(actual, unexpected)) throw new AssertionError(`${message ? `${message}: ` : ''}got ${show(actual)}`);
+  if (Object.is(actual, unexpected))
+    throw new AssertionError(`${message ? `${message}: ` : ''}got ${show(actual)}`);
 }
 
 function deepEq(a: unknown, b: unknown): boolean {
@@ -68,7 +74,9 @@ function deepEq(a: unknown, b: unknown): boolean {
 
 export function deepEqual<T>(actual: T, expected: T, message = ''): void {
   if (!deepEq(actual, expected)) {
-    throw new AssertionError(`${message ? `${message}: ` : ''}expected ${show(expected)}, got ${show(actual)}`);
+    throw new AssertionError(
+      `${message ? `${message}: ` : ''}expected ${show(expected)}, got ${show(actual)}`,
+    );
   }
 }
 
@@ -86,7 +94,9 @@ function matchError(e: unknown, m: ErrorMatcher, context: string): void {
     throw new AssertionError(`${context}: expected error name ${m.name}, got ${e.name} (${e.message})`);
   }
   if (m.code !== undefined && rec.code !== m.code) {
-    throw new AssertionError(`${context}: expected error code ${m.code}, got ${show(rec.code)} (${e.message})`);
+    throw new AssertionError(
+      `${context}: expected error code ${m.code}, got ${show(rec.code)} (${e.message})`,
+    );
   }
   if (m.verdict !== undefined && rec.verdict !== m.verdict) {
     throw new AssertionError(`${context}: expected verdict ${m.verdict}, got ${show(rec.verdict)}`);

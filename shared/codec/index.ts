@@ -1,0 +1,3 @@
+export * from './codec.ts';
+export * from './domain.ts';
+export * from './primitives.ts';
