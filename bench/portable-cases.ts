@@ -2,12 +2,13 @@
  * The benchmark cases that run everywhere (Node and Chromium). Node-only implementations are added
  * by bench/run.ts.
  */
+
+import type { Ed25519 } from '../shared/crypto/ed25519.ts';
 import { nobleEd25519, webCryptoEd25519 } from '../shared/crypto/ed25519.ts';
 import { blsCases } from './cases/bls.ts';
 import { ecvrfCases } from './cases/ecvrf.ts';
 import { ed25519Cases } from './cases/ed25519.ts';
 import type { BenchCase } from './harness.ts';
-import type { Ed25519 } from '../shared/crypto/ed25519.ts';
 
 export async function portableEd25519Impls(): Promise<Ed25519[]> {
   const impls: Ed25519[] = [nobleEd25519];

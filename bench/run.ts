@@ -3,9 +3,10 @@
  * runtime and writes the numbers with machine and runtime details to bench/results/<name>.json.
  * Options: `--only node|browser`, `--group ed25519,bls,...`, `--min-ms N` (time per case).
  */
-import { createServer } from 'node:http';
+
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, freemem, totalmem, platform, release, arch } from 'node:os';
+import { createServer } from 'node:http';
+import { arch, cpus, freemem, platform, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import * as esbuild from 'esbuild';
 import { chromium } from 'playwright-core';
@@ -57,7 +58,8 @@ async function runBrowser(): Promise<{ results: BenchResult[]; version: string }
     logLevel: 'silent',
   });
   const js = bundle.outputFiles[0]!.text;
-  const html = '<!doctype html><meta charset="utf-8"><title>bench</title><script type="module" src="/bench.js"></script>';
+  const html =
+    '<!doctype html><meta charset="utf-8"><title>bench</title><script type="module" src="/bench.js"></script>';
   // Served on loopback: WebCrypto needs a secure context, and http://127.0.0.1 is one.
   const server = createServer((req, res) => {
     if (req.url === '/bench.js') res.writeHead(200, { 'content-type': 'text/javascript' }).end(js);
@@ -72,7 +74,8 @@ async function runBrowser(): Promise<{ results: BenchResult[]; version: string }
     await page.goto(`http://127.0.0.1:${port}/`);
     await page.waitForFunction(() => typeof window.runBench === 'function');
     const results = await page.evaluate(([f, ms]) => window.runBench(f, ms), [groups, minMs] as const);
-    for (const r of results) console.log(`  chromium ${r.group}/${r.name} [${r.impl}]: ${r.opsPerSec.toFixed(1)} ops/s`);
+    for (const r of results)
+      console.log(`  chromium ${r.group}/${r.name} [${r.impl}]: ${r.opsPerSec.toFixed(1)} ops/s`);
     return { results, version: browser.version() };
   } finally {
     await browser.close();
@@ -88,7 +91,12 @@ const machine = {
   os: `${platform()} ${release()} ${arch()}`,
 };
 console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}`);
-const report: Record<string, unknown> = { kind: 'crypto', date: new Date().toISOString(), machine, minMsPerCase: minMs };
+const report: Record<string, unknown> = {
+  kind: 'crypto',
+  date: new Date().toISOString(),
+  machine,
+  minMsPerCase: minMs,
+};
 
 if (only === undefined || only === 'node') {
   console.log(`\nNode ${process.version} (${process.arch})`);

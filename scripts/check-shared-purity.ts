@@ -57,11 +57,9 @@ const forbiddenGlobals = new Set([
 ]);
 
 function classifySpecifier(spec: string): Violation['rule'] | null {
-  if (spec.startsWith('node:')) return 'node-builtin';
-  // 'buffer/' (trailing slash) names the npm package, not the built-in.
-  if (!spec.endsWith('/') && (builtins.has(spec) || builtins.has(spec.split('/')[0] ?? ''))) {
-    if (!spec.startsWith('@') && !spec.startsWith('.')) return 'node-builtin';
-  }
+  // builtinModules lists the real subpath modules too ('fs/promises'); a file path inside an npm
+  // package of the same name ('buffer/index.js') is not a built-in.
+  if (spec.startsWith('node:') || builtins.has(spec)) return 'node-builtin';
   if (forbiddenPackages.some((re) => re.test(spec))) return 'forbidden-package';
   return null;
 }

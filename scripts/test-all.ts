@@ -14,7 +14,7 @@ mkdirSync(tmp, { recursive: true });
 const args = process.argv.slice(2);
 const onlyIndex = args.indexOf('--only');
 const only = onlyIndex >= 0 ? args[onlyIndex + 1] : undefined;
-const filters = args.filter((a, i) => !a.startsWith('--') && i !== onlyIndex + 1);
+const filters = args.filter((a, i) => !a.startsWith('--') && (onlyIndex < 0 || i !== onlyIndex + 1));
 
 const testRoots = [
   'shared',
@@ -57,7 +57,7 @@ async function runNode(): Promise<Counts> {
     .filter((f) => f.endsWith('.test.ts') && !f.endsWith('.browser.test.ts'))
     .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
   if (files.length === 0) return { passed: 0, failed: 0 };
-  const tap = join(tmp, 'node-results.tap');
+  const tap = join(tmp, `node-results-${process.pid}.tap`);
   rmSync(tap, { force: true });
   const code = await run(process.execPath, [
     '--import',
@@ -71,6 +71,7 @@ async function runNode(): Promise<Counts> {
     ...files,
   ]);
   const text = existsSync(tap) ? readFileSync(tap, 'utf8') : '';
+  rmSync(tap, { force: true });
   const pick = (k: string) => Number(new RegExp(`^# ${k} (\\d+)$`, 'm').exec(text)?.[1] ?? 'NaN');
   const passed = pick('pass');
   const failed = pick('fail') + pick('cancelled');
@@ -80,7 +81,7 @@ async function runNode(): Promise<Counts> {
 }
 
 async function runBrowser(): Promise<Counts> {
-  const results = join(tmp, 'browser-results.json');
+  const results = join(tmp, `browser-results-${process.pid}.json`);
   rmSync(results, { force: true });
   const wtrArgs = [
     join(root, 'node_modules/@web/test-runner/dist/bin.js'),
@@ -88,9 +89,15 @@ async function runBrowser(): Promise<Counts> {
     'web-test-runner.config.mjs',
   ];
   if (filters.length > 0) {
-    const files = listFiles(join(root, 'shared'))
-      .concat(testRoots.slice(1).flatMap((d) => listFiles(join(root, d))))
-      .filter((f) => f.endsWith('.test.ts') && !f.endsWith('.node.test.ts'))
+    // The same selection as web-test-runner.config.mjs: portable tests under shared/, plus
+    // *.browser.test.ts anywhere.
+    const files = testRoots
+      .flatMap((d) => listFiles(join(root, d)))
+      .filter(
+        (f) =>
+          (f.startsWith('shared/') && f.endsWith('.test.ts') && !f.endsWith('.node.test.ts')) ||
+          f.endsWith('.browser.test.ts'),
+      )
       .filter((f) => filters.some((x) => f.includes(x)));
     if (files.length === 0) return { passed: 0, failed: 0 };
     wtrArgs.push('--files', ...files);
@@ -98,6 +105,7 @@ async function runBrowser(): Promise<Counts> {
   const code = await run(process.execPath, wtrArgs, { POUW_BROWSER_RESULTS: results });
   if (!existsSync(results)) return { passed: 0, failed: 1 };
   const r = JSON.parse(readFileSync(results, 'utf8')) as Counts & { failures: string[] };
+  rmSync(results, { force: true });
   for (const f of r.failures) console.error(`  browser failure: ${f}`);
   return { passed: r.passed, failed: r.failed === 0 && code !== 0 ? 1 : r.failed };
 }

@@ -92,3 +92,76 @@ export function isPouwError(e: unknown): e is PouwError {
     typeof (e as Partial<PouwError>).verdict === 'string'
   );
 }
+
+export type LedgerErrorCode =
+  // transactions, stateless
+  | 'TX_BAD_VERSION'
+  | 'TX_UNKNOWN_KIND'
+  | 'TX_NO_INPUTS'
+  | 'TX_UNEXPECTED_INPUTS'
+  | 'TX_NO_OUTPUTS'
+  | 'TX_DUPLICATE_INPUT'
+  | 'TX_ZERO_OUTPUT'
+  | 'TX_VALUE_OVERFLOW'
+  | 'TX_BAD_PAYLOAD'
+  | 'TX_BAD_OUTPUT_LOCK'
+  | 'TX_BAD_WITNESS_COUNT'
+  | 'TX_BAD_SIGNATURE'
+  | 'TX_UNEXPECTED_WITNESS'
+  | 'TX_MISSING_COMMITTEE_SIGNATURE'
+  | 'TX_UNEXPECTED_COMMITTEE_SIGNATURE'
+  | 'TX_TOO_LARGE'
+  // transactions, against state
+  | 'TX_MISSING_INPUT'
+  | 'TX_WITNESS_MISMATCH'
+  | 'TX_OVERSPEND'
+  | 'TX_LOCKED_INPUT'
+  | 'TX_BAD_STAKE'
+  | 'TX_BAD_ESCROW'
+  | 'TX_BAD_COMMITTEE_SIGNATURE'
+  | 'TX_EXPIRED'
+  | 'TX_COINBASE_NOT_ALLOWED'
+  // blocks
+  | 'BLOCK_BAD_VERSION'
+  | 'BLOCK_BAD_HEIGHT'
+  | 'BLOCK_BAD_PREV_HASH'
+  | 'BLOCK_BAD_BITS'
+  | 'BLOCK_POW_ABOVE_TARGET'
+  | 'BLOCK_TIME_TOO_OLD'
+  | 'BLOCK_TIME_TOO_NEW'
+  | 'BLOCK_BAD_MERKLE_ROOT'
+  | 'BLOCK_BAD_STATE_ROOT'
+  | 'BLOCK_NO_COINBASE'
+  | 'BLOCK_BAD_COINBASE'
+  | 'BLOCK_COINBASE_AMOUNT'
+  | 'BLOCK_DOUBLE_SPEND'
+  | 'BLOCK_TOO_LARGE'
+  | 'BLOCK_BAD_TX'
+  // finality
+  | 'CERT_MISSING'
+  | 'CERT_BAD_CHAIN'
+  | 'CERT_BAD_HEIGHT'
+  | 'CERT_BAD_BLOCK_HASH'
+  | 'CERT_BAD_SIGNATURE'
+  // mempool
+  | 'MEMPOOL_DUPLICATE'
+  | 'MEMPOOL_CONFLICT'
+  | 'MEMPOOL_FEE_TOO_LOW'
+  | 'MEMPOOL_FULL'
+  | 'MEMPOOL_ALREADY_MINED'
+  // genesis and storage
+  | 'GENESIS_INVALID'
+  | 'STORE_CORRUPT'
+  | 'STORE_CLOSED';
+
+/** A transaction, block, certificate or genesis that breaks a ledger rule; `code` names the rule. */
+export class LedgerError extends PouwError<LedgerErrorCode> {
+  constructor(
+    code: LedgerErrorCode,
+    message: string,
+    verdict: Verdict = 'REJECT',
+    detail: Record<string, unknown> = {},
+  ) {
+    super('LedgerError', code, message, verdict, detail);
+  }
+}

@@ -15,7 +15,7 @@ import { type Codec, defineCodec } from './codec.ts';
 import * as codecs from './index.ts';
 
 /** Every codec the module exports; new codecs are fuzzed without touching this file. */
-const allCodecs: Codec<unknown>[] = Object.values(codecs).filter(
+const allCodecs: Codec<unknown>[] = (Object.values(codecs) as unknown[]).filter(
   (x): x is Codec<unknown> => typeof x === 'object' && x !== null && 'decode' in x && 'ssz' in x,
 );
 

@@ -10,10 +10,11 @@ import type { Type, ValueOf } from '@chainsafe/ssz';
 import { equalBytes, isBytes } from '../bytes.ts';
 import { DecodeError } from '../errors.ts';
 
-export interface Codec<T> {
+export interface Codec<T, S extends Type<T> = Type<T>> {
   /** Name of the type, used in error messages and on the wire docs. */
   readonly typeName: string;
-  readonly ssz: Type<T>;
+  /** The SSZ type itself, for nesting in other types. */
+  readonly ssz: S;
   readonly minSize: number;
   readonly maxSize: number;
   encode(value: T): Uint8Array;
@@ -25,13 +26,14 @@ export interface Codec<T> {
   defaultValue(): T;
 }
 
-export function defineCodec<S extends Type<unknown>>(typeName: string, ssz: S): Codec<ValueOf<S>> {
+// biome-ignore lint/suspicious/noExplicitAny: SSZ types are generic over their value; any S is accepted.
+export function defineCodec<S extends Type<any>>(typeName: string, ssz: S): Codec<ValueOf<S>, S> {
   type T = ValueOf<S>;
-  const type = ssz as unknown as Type<T>;
+  const type = ssz as Type<T>;
   const { minSize, maxSize } = type;
   return {
     typeName,
-    ssz: type,
+    ssz,
     minSize,
     maxSize,
     encode(value: T): Uint8Array {
@@ -106,4 +108,5 @@ export function defineCodec<S extends Type<unknown>>(typeName: string, ssz: S): 
 }
 
 /** The value type a codec decodes to: `type Foo = CodecValue<typeof Foo>`. */
-export type CodecValue<C> = C extends Codec<infer T> ? T : never;
+// biome-ignore lint/suspicious/noExplicitAny: matches any SSZ type parameter.
+export type CodecValue<C> = C extends Codec<infer T, any> ? T : never;

@@ -12,6 +12,10 @@ import type { Codec } from './codec.ts';
 /** Every domain in use. Adding a message kind means adding its tag here (typos do not compile). */
 export const DOMAIN_TAGS = [
   'pouw/tx/v1',
+  'pouw/wtx/v1',
+  'pouw/merkle/v1',
+  'pouw/utxo-key/v1',
+  'pouw/utxo/v1',
   'pouw/block/v1',
   'pouw/itres/v1',
   'pouw/znb/v1',
