@@ -152,7 +152,8 @@ export type LedgerErrorCode =
   // genesis and storage
   | 'GENESIS_INVALID'
   | 'STORE_CORRUPT'
-  | 'STORE_CLOSED';
+  | 'STORE_CLOSED'
+  | 'STORE_MISUSE';
 
 /** A transaction, block, certificate or genesis that breaks a ledger rule; `code` names the rule. */
 export class LedgerError extends PouwError<LedgerErrorCode> {
@@ -163,5 +164,35 @@ export class LedgerError extends PouwError<LedgerErrorCode> {
     detail: Record<string, unknown> = {},
   ) {
     super('LedgerError', code, message, verdict, detail);
+  }
+}
+
+export type WorkErrorCode =
+  // task definitions
+  | 'TASK_INVALID'
+  // update maps and messages
+  | 'MAP_NOT_SORTED'
+  | 'MAP_OUT_OF_RANGE'
+  | 'MAP_TOO_LARGE'
+  | 'ITRES_BAD_SIGNATURE'
+  | 'ITRES_MALFORMED'
+  // verification (each names the failed check of DESIGN §4.5)
+  | 'VERIFY_POW'
+  | 'VERIFY_ZNB'
+  | 'VERIFY_NONCE_RANGE'
+  | 'VERIFY_MODEL_HASH'
+  | 'VERIFY_BATCH'
+  | 'VERIFY_MAP'
+  | 'VERIFY_LOSS'
+  | 'VERIFY_REPLAYED'
+  | 'VERIFY_PEER_UPDATES'
+  | 'VERIFY_HISTORY'
+  // training runtime
+  | 'BACKEND_UNAVAILABLE';
+
+/** Useful-work rejections: bad task definitions, malformed maps and messages, failed replays. */
+export class WorkError extends PouwError<WorkErrorCode> {
+  constructor(code: WorkErrorCode, message: string, verdict: Verdict = 'REJECT', detail: Record<string, unknown> = {}) {
+    super('WorkError', code, message, verdict, detail);
   }
 }

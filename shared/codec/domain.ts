@@ -26,6 +26,9 @@ export const DOMAIN_TAGS = [
   'pouw/dkg/v1',
   'pouw/ticket/v1',
   'pouw/node/v1',
+  'pouw/task/v1',
+  'pouw/model/v1',
+  'pouw/nonce/v1',
   'pouw/test/v1',
 ] as const;
 export type DomainTag = (typeof DOMAIN_TAGS)[number];

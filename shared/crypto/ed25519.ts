@@ -221,11 +221,13 @@ function decodePublicKey(publicKey: Uint8Array): DecodedKey {
 }
 
 /**
- * Pure-JS verification spends most of its time in [k]A. Keys verified often get a wNAF table
+ * Pure-JS verification spends most of its time in [k]A. Keys verified often (16 times since their last table) get a wNAF table
  * (window 4: [k]A about 3x faster, ~100 KB each, a few ms to build), kept for a few hot keys only so
  * memory stays bounded. The table is built on a copy of the point, so evicting it frees the table.
  */
-const HOT_KEY_USES = 4;
+// A table costs several verifications to build; with more distinct busy keys than table slots a low
+// threshold rebuilds tables endlessly (measured: 250 keys used 4 times each ran 7x slower at 4).
+const HOT_KEY_USES = 16;
 const HOT_KEY_WINDOW = 4;
 const hotKeys = new BoundedMap<string, EdwardsPoint>(32);
 
@@ -234,6 +236,7 @@ function multiplierPoint(key: GoodKey): EdwardsPoint {
   if (hot !== undefined) return hot;
   key.uses++;
   if (key.uses < HOT_KEY_USES) return key.point;
+  key.uses = 0; // if this table is evicted, the key must earn its next one again
   const table = Point.fromAffine(key.point.toAffine()).precompute(HOT_KEY_WINDOW, false);
   hotKeys.set(key.id, table);
   return table;
