@@ -8,19 +8,10 @@ import { fileURLToPath } from 'node:url';
 import { summaryReporter } from '@web/test-runner';
 import { playwrightLauncher } from '@web/test-runner-playwright';
 import * as esbuild from 'esbuild';
+import { chromiumArgs, chromiumPath } from './tests/harness/chromium.ts';
 
 const root = dirname(fileURLToPath(import.meta.url));
 const resultsFile = process.env.POUW_BROWSER_RESULTS ?? join(root, '.tmp', 'browser-results.json');
-
-export const chromiumArgs = [
-  '--no-sandbox',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--enable-unsafe-webgpu',
-];
 
 function bundleTestFiles() {
   return {
@@ -87,7 +78,7 @@ export default {
     playwrightLauncher({
       product: 'chromium',
       launchOptions: {
-        executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+        executablePath: chromiumPath,
         headless: true,
         args: chromiumArgs,
       },

@@ -5,7 +5,7 @@
  * bench/results/ledger-latest.json with machine details.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, platform, release, tmpdir, totalmem } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ChainStore } from '../node-common/chain-store.ts';
 import { nodeCryptoEd25519 } from '../node-common/ed25519-node.ts';
@@ -25,6 +25,7 @@ import type { Transaction } from '../shared/chain/types.ts';
 import { type Block, Block as BlockCodec, type FinalityCertificate } from '../shared/chain/types.ts';
 import * as bls from '../shared/crypto/bls.ts';
 import { type Ed25519, nobleEd25519, webCryptoEd25519 } from '../shared/crypto/ed25519.ts';
+import { describeMachine, machineInfo } from './machine.ts';
 
 const ACCOUNTS = 250;
 const FANOUT = 4;
@@ -169,13 +170,8 @@ async function benchStore(p: Prepared, block: Block, cert: FinalityCertificate, 
   }
 }
 
-const machine = {
-  cpu: cpus()[0]?.model ?? 'unknown',
-  cores: cpus().length,
-  memoryGiB: +(totalmem() / 2 ** 30).toFixed(1),
-  os: `${platform()} ${release()}`,
-};
-console.log(`ledger benchmark — ${machine.cpu}, ${machine.cores} cores, Node ${process.version}`);
+const machine = machineInfo();
+console.log(`ledger benchmark — ${describeMachine(machine)}`);
 const w = Math.max(...rows.map((r) => r.what.length));
 for (const r of rows)
   console.log(
@@ -185,5 +181,5 @@ const dir = join(import.meta.dirname, 'results');
 mkdirSync(dir, { recursive: true });
 writeFileSync(
   join(dir, 'ledger-latest.json'),
-  `${JSON.stringify({ kind: 'ledger', date: new Date().toISOString(), machine, runtime: `node ${process.version}`, rows }, null, 2)}\n`,
+  `${JSON.stringify({ kind: 'ledger', date: new Date().toISOString(), machine, rows }, null, 2)}\n`,
 );

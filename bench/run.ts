@@ -12,7 +12,9 @@ import * as esbuild from 'esbuild';
 import { chromium } from 'playwright-core';
 import { nodeCryptoEd25519 } from '../node-common/ed25519-node.ts';
 import { type BenchResult, formatTable, measure } from './harness.ts';
+import { describeMachine, machineInfo } from './machine.ts';
 import { portableCases } from './portable-cases.ts';
+import { chromiumArgs, chromiumPath } from '../tests/harness/chromium.ts';
 
 const root = join(import.meta.dirname, '..');
 const args = process.argv.slice(2);
@@ -24,16 +26,6 @@ const only = opt('only');
 const groups = (opt('group') ?? '').split(',').filter(Boolean);
 const minMs = Number(opt('min-ms') ?? 1000);
 
-export const chromiumPath = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
-export const chromiumArgs = [
-  '--no-sandbox',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--enable-unsafe-webgpu',
-];
 
 async function runNode(): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
@@ -83,14 +75,8 @@ async function runBrowser(): Promise<{ results: BenchResult[]; version: string }
   }
 }
 
-const machine = {
-  cpu: cpus()[0]?.model ?? 'unknown',
-  cores: cpus().length,
-  memoryGiB: +(totalmem() / 2 ** 30).toFixed(1),
-  freeMemoryGiB: +(freemem() / 2 ** 30).toFixed(1),
-  os: `${platform()} ${release()} ${arch()}`,
-};
-console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}`);
+const machine = machineInfo();
+console.log(`machine: ${describeMachine(machine)}`);
 const report: Record<string, unknown> = {
   kind: 'crypto',
   date: new Date().toISOString(),

@@ -3,7 +3,7 @@
  * keys and values of the UTXO state tree. Every hash is domain-tagged with the chain id (ADR 0002).
  */
 import { sha256 } from '@noble/hashes/sha2.js';
-import { bytesToHex, concatBytes } from '../bytes.ts';
+import { bytesToHex, concatBytes, equalBytes } from '../bytes.ts';
 import { taggedHash } from '../codec/domain.ts';
 import {
   BlockHeader,
@@ -36,21 +36,26 @@ export function blockHash(chainId: string, header: BlockHeader): Uint8Array {
  */
 export function merkleRoot(chainId: string, leaves: readonly Uint8Array[]): Uint8Array {
   let level = leaves.slice();
-  while (level.length > 1) {
-    const next: Uint8Array[] = [];
-    for (let i = 0; i < level.length; i += 2) {
-      const right = level[i + 1];
-      next.push(
-        right === undefined
-          ? level[i]!
-          : taggedHash('pouw/merkle/v1', chainId, concatBytes(level[i]!, right)),
-      );
-    }
-    level = next;
+  while (level.length > 1) level = parentLevel(chainId, level);
+  return mixInCount(chainId, leaves.length, level[0] ?? new Uint8Array(32));
+}
+
+/** One level up: pairs hashed, an odd last node carried up unchanged. */
+function parentLevel(chainId: string, level: readonly Uint8Array[]): Uint8Array[] {
+  const next: Uint8Array[] = [];
+  for (let i = 0; i < level.length; i += 2) {
+    const right = level[i + 1];
+    next.push(
+      right === undefined ? level[i]! : taggedHash('pouw/merkle/v1', chainId, concatBytes(level[i]!, right)),
+    );
   }
-  const count = new Uint8Array(4);
-  new DataView(count.buffer).setUint32(0, leaves.length, true);
-  return taggedHash('pouw/merkle/v1', chainId, concatBytes(count, level[0] ?? new Uint8Array(32)));
+  return next;
+}
+
+function mixInCount(chainId: string, count: number, node: Uint8Array): Uint8Array {
+  const c = new Uint8Array(4);
+  new DataView(c.buffer).setUint32(0, count, true);
+  return taggedHash('pouw/merkle/v1', chainId, concatBytes(c, node));
 }
 
 /** Sibling path for leaf `index`: `null` marks a level where the node was carried up. */
@@ -63,18 +68,8 @@ export function merkleProof(
   let level = leaves.slice();
   let i = index;
   while (level.length > 1) {
-    const sibling = i % 2 === 0 ? level[i + 1] : level[i - 1];
-    path.push(sibling ?? null);
-    const next: Uint8Array[] = [];
-    for (let j = 0; j < level.length; j += 2) {
-      const right = level[j + 1];
-      next.push(
-        right === undefined
-          ? level[j]!
-          : taggedHash('pouw/merkle/v1', chainId, concatBytes(level[j]!, right)),
-      );
-    }
-    level = next;
+    path.push((i % 2 === 0 ? level[i + 1] : level[i - 1]) ?? null);
+    level = parentLevel(chainId, level);
     i = Math.floor(i / 2);
   }
   return path;
@@ -92,9 +87,8 @@ export function verifyMerkleProof(
   let node = leaf;
   let i = index;
   for (const sibling of path) {
-    if (sibling === null) {
-      // Carried up: only legal for the last node of an odd-length level.
-    } else {
+    // null: carried up (the last node of an odd-length level).
+    if (sibling !== null) {
       node = taggedHash(
         'pouw/merkle/v1',
         chainId,
@@ -103,10 +97,7 @@ export function verifyMerkleProof(
     }
     i = Math.floor(i / 2);
   }
-  const c = new Uint8Array(4);
-  new DataView(c.buffer).setUint32(0, count, true);
-  const expected = taggedHash('pouw/merkle/v1', chainId, concatBytes(c, node));
-  return bytesToHex(expected) === bytesToHex(root);
+  return equalBytes(mixInCount(chainId, count, node), root);
 }
 
 /** In-memory map key of an outpoint (hex of its 36-byte encoding). */
