@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import * as esbuild from 'esbuild';
 import { chromium } from 'playwright-core';
 import { nodeCryptoEd25519 } from '../node-common/ed25519-node.ts';
+import { chromiumArgs, chromiumPath } from '../tests/harness/chromium.ts';
 import { type BenchResult, formatTable, measure } from './harness.ts';
 import { describeMachine, machineInfo } from './machine.ts';
 import { portableCases } from './portable-cases.ts';
-import { chromiumArgs, chromiumPath } from '../tests/harness/chromium.ts';
 
 const root = join(import.meta.dirname, '..');
 const args = process.argv.slice(2);
@@ -25,7 +25,6 @@ const opt = (name: string) => {
 const only = opt('only');
 const groups = (opt('group') ?? '').split(',').filter(Boolean);
 const minMs = Number(opt('min-ms') ?? 1000);
-
 
 async function runNode(): Promise<BenchResult[]> {
   const results: BenchResult[] = [];

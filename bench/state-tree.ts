@@ -9,7 +9,7 @@
  */
 import { createHash, hash as oneShotHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { arch, cpus, freemem, loadavg, platform, release, totalmem } from 'node:os';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -24,6 +24,7 @@ import {
   stateTreeCases,
 } from './cases/state-tree.ts';
 import { type BenchResult, formatTable, measure } from './harness.ts';
+import { describeMachine, machineInfo } from './machine.ts';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -58,17 +59,8 @@ const nodeOneShot: NamedHasher = {
 };
 const hashers = [noble, nodeCrypto, nodeOneShot];
 
-const machine = {
-  cpu: cpus()[0]?.model ?? 'unknown',
-  cores: cpus().length,
-  memoryGiB: +(totalmem() / 2 ** 30).toFixed(1),
-  freeMemoryGiB: +(freemem() / 2 ** 30).toFixed(1),
-  os: `${platform()} ${release()} ${arch()}`,
-  runtime: `node ${process.version}`,
-  /** 1-minute load average before and after: other processes make timings noisy. */
-  loadAverage: { before: +loadavg()[0]!.toFixed(2), after: 0 },
-};
-console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}`);
+const machine = { ...machineInfo(), loadAverageAfter: 0 };
+console.log(`machine: ${describeMachine(machine)}`);
 console.log(`${machine.runtime}; sizes ${sizes.join(', ')}; ${minMs} ms per case\n`);
 
 // 1. Memory of a tree at the largest size (measured first, with nothing else cached).
@@ -153,7 +145,7 @@ const perKey = results
   }));
 console.table(perKey);
 
-machine.loadAverage.after = +loadavg()[0]!.toFixed(2);
+machine.loadAverageAfter = +loadavg()[0]!.toFixed(2);
 const report = {
   kind: 'state-tree',
   date: new Date().toISOString(),

@@ -41,6 +41,8 @@ export interface StateCommitment {
   fork(): StateCommitment;
   /** Inclusion proof for a present key, absence proof otherwise. */
   prove(key: Uint8Array): StateProof;
+  /** On a fork: folds it into its parent (which then holds the fork's state). */
+  merge(): StateCommitment;
 }
 
 export interface ChainTip {
@@ -74,6 +76,9 @@ export interface ApplyOptions {
 }
 
 export class Ledger {
+  /** The tree fork each diff was validated on: committing merges it instead of hashing again. */
+  private readonly validatedTrees = new WeakMap<BlockDiff, StateCommitment>();
+
   private constructor(
     readonly chainId: string,
     readonly params: ChainParams,
@@ -405,7 +410,19 @@ export class Ledger {
       throw new LedgerError('BLOCK_BAD_HEIGHT', 'diff is not for the next height');
     for (const s of diff.spent) this.utxos.delete(outpointKey(s.outpoint));
     for (const c of diff.created) this.utxos.set(outpointKey(c.outpoint), c.out);
-    this.tree.update(diffChanges(this.chainId, diff.spent, diff.created));
+    const validated = this.validatedTrees.get(diff);
+    this.validatedTrees.delete(diff);
+    let merged = false;
+    if (validated !== undefined) {
+      try {
+        validated.merge();
+        merged = true;
+      } catch (e) {
+        // The base changed since validation (a stale fork): fall back to applying the changes.
+        if (!isPouwError(e)) throw e;
+      }
+    }
+    if (!merged) this.tree.update(diffChanges(this.chainId, diff.spent, diff.created));
     const header = diff.block.header;
     this.tipState = { height: diff.height, hash: diff.hash, header };
     this.times.set(diff.height, header.time);
