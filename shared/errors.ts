@@ -187,12 +187,20 @@ export type WorkErrorCode =
   | 'VERIFY_REPLAYED'
   | 'VERIFY_PEER_UPDATES'
   | 'VERIFY_HISTORY'
+  | 'VERIFY_SIGNATURE'
+  | 'VERIFY_MEMBERSHIP'
+  | 'VERIFY_CANDIDATE'
   // training runtime
   | 'BACKEND_UNAVAILABLE';
 
 /** Useful-work rejections: bad task definitions, malformed maps and messages, failed replays. */
 export class WorkError extends PouwError<WorkErrorCode> {
-  constructor(code: WorkErrorCode, message: string, verdict: Verdict = 'REJECT', detail: Record<string, unknown> = {}) {
+  constructor(
+    code: WorkErrorCode,
+    message: string,
+    verdict: Verdict = 'REJECT',
+    detail: Record<string, unknown> = {},
+  ) {
     super('WorkError', code, message, verdict, detail);
   }
 }

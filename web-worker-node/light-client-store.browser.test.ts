@@ -23,7 +23,10 @@ describe('light client on IndexedDB (Chromium)', () => {
 
     // A header rewritten in the database (say, by another script) no longer verifies.
     const stored = (await reopened.getHeader(2n))!;
-    await reopened.putHeader({ header: { ...stored.header, stateRoot: new Uint8Array(32).fill(1) }, certificate: stored.certificate });
+    await reopened.putHeader({
+      header: { ...stored.header, stateRoot: new Uint8Array(32).fill(1) },
+      certificate: stored.certificate,
+    });
     await assert.rejects(() => lc2.balance(s.chain.accounts[1]!.address), { code: 'CERT_BAD_BLOCK_HASH' });
     reopened.close();
     await new Promise<void>((resolve) => {

@@ -12,7 +12,10 @@ import { StateProof } from '../shared/state/state-tree.ts';
 
 interface LightClientDb extends DBSchema {
   headers: { key: number; value: { height: number; header: Uint8Array; certificate: Uint8Array } };
-  outputs: { key: string; value: { key: string; outpoint: Uint8Array; out: Uint8Array; provenAt: number; proof: Uint8Array } };
+  outputs: {
+    key: string;
+    value: { key: string; outpoint: Uint8Array; out: Uint8Array; provenAt: number; proof: Uint8Array };
+  };
 }
 
 const DB_VERSION = 1;
