@@ -13,11 +13,14 @@ import { chromiumArgs, chromiumPath } from './tests/harness/chromium.ts';
 const root = dirname(fileURLToPath(import.meta.url));
 const resultsFile = process.env.POUW_BROWSER_RESULTS ?? join(root, '.tmp', 'browser-results.json');
 
+// Test files and Web Worker entry files (`*.worker.ts`, spawned with
+// `new Worker(new URL('./x.worker.ts', import.meta.url), { type: 'module' })`) are bundled the same way.
+// TF.js's .wasm files are served as they are from /node_modules/@tensorflow/tfjs-backend-wasm/dist/.
 function bundleTestFiles() {
   return {
     name: 'pouw-bundle-tests',
     async serve(context) {
-      if (!context.path.endsWith('.test.ts')) return undefined;
+      if (!context.path.endsWith('.test.ts') && !context.path.endsWith('.worker.ts')) return undefined;
       const result = await esbuild.build({
         entryPoints: [join(root, decodeURIComponent(context.path))],
         bundle: true,
@@ -30,6 +33,52 @@ function bundleTestFiles() {
         logLevel: 'silent',
       });
       return { body: result.outputFiles[0].text, type: 'js' };
+    },
+  };
+}
+
+/**
+ * Server commands `pouw-verify-start` / `pouw-verify-poll` (browser tests call them with
+ * executeServerCommand): run the Node verifier (TF.js cpu / wasm) on a candidate produced in the
+ * browser. A command must answer within the dev server's fixed 20 s, and a replay on a loaded machine
+ * can take longer, so `start` returns a job id at once and `poll` waits up to 10 s for the verdicts
+ * ({ done: false } until then). The handler is TypeScript, loaded on first use through tsx
+ * (tests/harness/verify-command.ts).
+ */
+function verifyCommand() {
+  let handler;
+  const jobs = new Map();
+  let nextJob = 0;
+  const load = () => {
+    handler ??= import('tsx/esm/api').then(({ tsImport }) =>
+      tsImport('./tests/harness/verify-command.ts', import.meta.url).then((m) => m.handleVerifyCommand),
+    );
+    return handler;
+  };
+  return {
+    name: 'pouw-verify-command',
+    async executeCommand({ command, payload }) {
+      if (command === 'pouw-verify-start') {
+        const id = nextJob++;
+        const job = { done: false };
+        job.promise = load()
+          .then((h) => h(payload))
+          .then(
+            (result) => Object.assign(job, { done: true, result }),
+            (e) => Object.assign(job, { done: true, error: String(e?.stack ?? e) }),
+          );
+        jobs.set(id, job);
+        return id;
+      }
+      if (command === 'pouw-verify-poll') {
+        const job = jobs.get(payload.id);
+        if (job === undefined) return { done: true, error: `unknown job ${payload.id}` };
+        await Promise.race([job.promise, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+        if (!job.done) return { done: false };
+        jobs.delete(payload.id);
+        return { done: true, result: job.result, error: job.error };
+      }
+      return undefined;
     },
   };
 }
@@ -73,7 +122,7 @@ export default {
   testsFinishTimeout: 600_000,
   browserStartTimeout: 60_000,
   testFramework: { config: { timeout: 120_000 } },
-  plugins: [bundleTestFiles()],
+  plugins: [bundleTestFiles(), verifyCommand()],
   browsers: [
     playwrightLauncher({
       product: 'chromium',

@@ -1,0 +1,65 @@
+/**
+ * The mining service on a Node worker thread (the edge volunteer's twin of the browser's mining
+ * worker): `nodeMiningService()` spawns this file as a worker and returns the miner's proxy; inside
+ * the worker the same file serves `LocalMiningService` with node:crypto SHA-256 and a macrotask
+ * yield between grinding slices, so model-hash requests overtake grinding, at the lowest thread
+ * priority, so grinding never takes a core from training.
+ */
+import { createHash } from 'node:crypto';
+import { setPriority } from 'node:os';
+import { isMainThread, MessageChannel, type MessagePort, Worker, workerData } from 'node:worker_threads';
+import {
+  connectMiningPort,
+  type Digest,
+  type MiningService,
+  type PortLike,
+  serveMiningPort,
+} from '../../shared/pouw/mining.ts';
+
+/** node:crypto SHA-256 (SHA-NI where the CPU has it). */
+export const nodeDigest: Digest = (parts) => {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return new Uint8Array(h.digest());
+};
+
+export interface NodeMiningService extends MiningService {
+  /** Stops the worker thread (after close()). */
+  terminate(): Promise<void>;
+}
+
+/** A mining service on its own worker thread. */
+export function nodeMiningService(o: {
+  chainId: string;
+  taskId: Uint8Array;
+  parameterCount: number;
+}): NodeMiningService {
+  const { port1, port2 } = new MessageChannel();
+  const worker = new Worker(new URL(import.meta.url), { workerData: { port: port2 }, transferList: [port2] });
+  worker.unref();
+  const service = connectMiningPort(port1 as unknown as PortLike, o);
+  return {
+    ...service,
+    close() {
+      service.close();
+      port1.close();
+    },
+    async terminate() {
+      await worker.terminate();
+    },
+  };
+}
+
+if (!isMainThread && (workerData as { port?: MessagePort } | null)?.port !== undefined) {
+  // Mining is background work: on Linux this lowers only this thread (nice 19), so when cores are
+  // scarce the scheduler runs the training thread first instead of letting a woken miner preempt it.
+  try {
+    setPriority(19);
+  } catch {
+    // Not permitted or not supported: mining keeps the default priority.
+  }
+  serveMiningPort((workerData as { port: MessagePort }).port as unknown as PortLike, {
+    digest: nodeDigest,
+    yieldToEvents: () => new Promise((resolve) => setImmediate(resolve)),
+  });
+}
