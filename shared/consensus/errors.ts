@@ -2,7 +2,8 @@
  * Consensus rejections. Stateless boundary checks throw these with a verdict for the sending peer:
  * REJECT for input that is invalid whoever relays it (bad encoding, signature, membership, round
  * bounds), IGNORE for input that is valid but not useful now (old or future height, a round too far
- * ahead, a duplicate, the second half of an equivocation: the relaying peer may be honest).
+ * ahead, a duplicate). The second half of an equivocation is neither: it is kept and reported as
+ * evidence (`checkAgainstState`), since the peer relaying it may be honest.
  * (Kept beside the consensus code rather than in shared/errors.ts so this module can land on its
  * own; the class follows the same PouwError convention and compares by name and code.)
  */
@@ -14,7 +15,6 @@ export type ConsensusErrorCode =
   | 'CONSENSUS_UNKNOWN_VALIDATOR'
   | 'CONSENSUS_WRONG_PROPOSER'
   | 'CONSENSUS_BAD_ROUND'
-  | 'CONSENSUS_BAD_VALUE_ID'
   | 'CONSENSUS_BAD_SIGNATURE'
   | 'CONSENSUS_BAD_PARTIAL'
   // relative to the local view, IGNORE
@@ -22,7 +22,6 @@ export type ConsensusErrorCode =
   | 'CONSENSUS_FUTURE_HEIGHT'
   | 'CONSENSUS_ROUND_TOO_FAR'
   | 'CONSENSUS_DUPLICATE'
-  | 'CONSENSUS_EQUIVOCATION'
   // evidence, certificates, parameters, the write-ahead log
   | 'CONSENSUS_BAD_EVIDENCE'
   | 'CONSENSUS_NOT_ENOUGH_PARTIALS'

@@ -10,9 +10,11 @@ const littleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 function leBytes(a: Int32Array | Uint32Array | Float32Array): Uint8Array {
   if (littleEndian) return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  // Big-endian host: write each 32-bit word's bits (not its numeric value) little-endian.
+  const words = new Uint32Array(a.buffer, a.byteOffset, a.length);
   const out = new Uint8Array(a.byteLength);
   const v = new DataView(out.buffer);
-  for (let i = 0; i < a.length; i++) v.setUint32(4 * i, (a as Uint32Array)[i]! >>> 0, true);
+  for (let i = 0; i < words.length; i++) v.setUint32(4 * i, words[i]!, true);
   return out;
 }
 

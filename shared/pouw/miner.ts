@@ -110,9 +110,10 @@ export interface MinerOptions {
   /** Peer messages waiting for the next iteration, at most (default MAX_PEER_MSGS); more are dropped. */
   maxQueuedPeerMessages?: number;
   /**
-   * Mining jobs in flight before the miner waits for the oldest (default 2: one job grinds beside
-   * the next iteration, a slower host holds training back instead of losing earned nonces).
-   * Infinity never waits: the service's own backlog bound then drops the oldest waiting jobs.
+   * Mining jobs in flight before the miner waits for the oldest (default 8: grinding runs beside
+   * the following iterations and may fall behind for a while, e.g. while other processes hold the
+   * cores, without holding training back; a host that stays slower does hold it back rather than
+   * lose earned nonces). Infinity never waits: the service's own bound then drops the oldest jobs.
    */
   miningBacklog?: number;
 }
@@ -441,7 +442,7 @@ export class Miner {
       this.tip = current.header.prevHash;
       this.mining.dropStale(this.tip);
     }
-    const backlog = this.opts.miningBacklog ?? 2;
+    const backlog = this.opts.miningBacklog ?? 8;
     while (this.jobs.length >= backlog) await this.jobs.shift();
     const job = this.mining.submit({
       iteration: i,

@@ -19,7 +19,7 @@ describe('PoUW training on MNIST', () => {
     await selectBackend({ force: 'wasm' });
     const split = mnistSplit(CHAIN);
     const def = tunedMnistTask(split.commitment);
-    const run = await runPouwTraining({ chainId: CHAIN, def, split, backend: 'wasm', flushInStep: false });
+    const run = await runPouwTraining({ chainId: CHAIN, def, split, backend: 'wasm', flushInStep: true });
 
     const fmt = (a: number) => a.toFixed(4);
     console.log(
@@ -48,20 +48,24 @@ describe('PoUW training on MNIST', () => {
     ctx.engine.dispose();
   });
 
-  it('host residual and device residual send byte-identical IT_RES on wasm (1 epoch, 3 miners)', async () => {
+  it('device residual (engine flush or emulated flush) and host residual send byte-identical IT_RES on wasm', async () => {
     await selectBackend({ force: 'wasm' });
     const split = mnistSplit(CHAIN);
     const def = tunedMnistTask(split.commitment, { epochs: 1 });
     const ids: string[][] = [];
-    for (const residual of ['device', 'host'] as const) {
+    const modes = [
+      { residual: 'device', flushInStep: true },
+      { residual: 'device', flushInStep: false },
+      { residual: 'host', flushInStep: true },
+    ] as const;
+    for (const mode of modes) {
       const run = await runPouwTraining({
         chainId: CHAIN,
         def,
         split,
         backend: 'wasm',
-        flushInStep: false,
         plain: false,
-        residual,
+        ...mode,
       });
       ids.push(
         run.history
@@ -70,7 +74,8 @@ describe('PoUW training on MNIST', () => {
           .sort(),
       );
     }
-    assert.equal(ids[0]!.length, 80);
-    assert.deepEqual(ids[1], ids[0]);
+    assert.equal(ids[0]!.length, 80); // 1 epoch × 80 batches, 3 miners
+    assert.deepEqual(ids[1], ids[0], 'emulated flush = engine flush');
+    assert.deepEqual(ids[2], ids[0], 'host residual = device residual');
   });
 });
