@@ -28,11 +28,9 @@ import {
   residualStepFast,
 } from '../shared/pouw/mining.ts';
 import {
-  Activation,
   batchesPerEpoch,
+  denseSoftmaxTask,
   float32Bits,
-  LayerKind,
-  Loss,
   mnistMlpTask,
   type TaskDefinition,
   taskId,
@@ -59,33 +57,7 @@ export function benchTask(overrides: Partial<TaskDefinition> = {}): TaskDefiniti
  * softmax layer with τ far above every gradient entry: after a flush step the residual must be zero.
  */
 export async function probeFlushInStep(backend: string): Promise<boolean> {
-  const def: TaskDefinition = {
-    version: 1,
-    inputShape: [4],
-    numClasses: 3,
-    layers: [
-      {
-        kind: LayerKind.DENSE,
-        units: 3,
-        kernelSize: 0,
-        stride: 0,
-        padding: 0,
-        activation: Activation.SOFTMAX,
-      },
-    ],
-    loss: Loss.CROSS_ENTROPY,
-    initSeed: new Uint8Array(32).fill(7),
-    learningRate: float32Bits(0.5),
-    tau: float32Bits(100),
-    batchSize: 2,
-    znbLead: 1,
-    segmentLength: 1,
-    omegaBPpm: 0,
-    omegaMPpm: 0,
-    epochs: 1,
-    datasetCommitment: new Uint8Array(32),
-    trainSize: 2,
-  };
+  const def = denseSoftmaxTask(4, 3, { initSeed: new Uint8Array(32).fill(7), tau: float32Bits(100) });
   const engine = await createTfjsEngine(def, { backend });
   try {
     const batch = {

@@ -3,15 +3,10 @@
  * type per kind. Larger documents (task definitions, evidence, rankings) travel off-chain and are
  * named here by their hash.
  */
-import { ByteListType, ByteVectorType, ContainerType, UintBigintType, UintNumberType } from '@chainsafe/ssz';
+import { ByteListType, ByteVectorType, ContainerType } from '@chainsafe/ssz';
 import { type Codec, type CodecValue, defineCodec } from '../codec/codec.ts';
+import { bytes32, uint8, uint16, uint32, uint64 } from '../codec/ssz.ts';
 import { MAX_PAYLOAD_BYTES, TxKind } from './types.ts';
-
-const bytes32 = new ByteVectorType(32);
-const uint8 = new UintNumberType(1);
-const uint16 = new UintNumberType(2);
-const uint32 = new UintNumberType(4);
-const uint64 = new UintBigintType(8);
 
 /** TRANSFER: an optional memo, the payload bytes themselves. */
 export const TransferPayload = defineCodec('TransferPayload', new ByteListType(MAX_PAYLOAD_BYTES));

@@ -3,22 +3,9 @@
  * the codec (SSZ, canonical decoding) and the type of the same name is its value.
  * Sizes are bounded here; the limits are consensus rules.
  */
-import {
-  ByteListType,
-  ByteVectorType,
-  ContainerType,
-  ListCompositeType,
-  UintBigintType,
-  UintNumberType,
-} from '@chainsafe/ssz';
+import { ByteListType, ByteVectorType, ContainerType, ListCompositeType } from '@chainsafe/ssz';
 import { type CodecValue, defineCodec } from '../codec/codec.ts';
-
-const bytes32 = new ByteVectorType(32);
-const bytes20 = new ByteVectorType(20);
-const uint8 = new UintNumberType(1);
-const uint16 = new UintNumberType(2);
-const uint32 = new UintNumberType(4);
-const uint64 = new UintBigintType(8);
+import { bytes20, bytes32, uint8, uint16, uint32, uint64 } from '../codec/ssz.ts';
 
 export const MAX_TX_INPUTS = 256;
 export const MAX_TX_OUTPUTS = 256;

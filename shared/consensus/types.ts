@@ -9,23 +9,10 @@
  * is a partial signature over the vote's own `valueId`, and any t of them combine into the
  * FinalityCertificate. Validity must therefore be a function of (blockHash, historyRoot).
  */
-import {
-  ByteListType,
-  ByteVectorType,
-  ContainerType,
-  ListCompositeType,
-  UintBigintType,
-  UintNumberType,
-} from '@chainsafe/ssz';
+import { ByteListType, ContainerType, ListCompositeType } from '@chainsafe/ssz';
 import { MAX_COMMITTEE } from '../chain/types.ts';
 import { type CodecValue, defineCodec } from '../codec/codec.ts';
-
-const bytes32 = new ByteVectorType(32);
-const bytes64 = new ByteVectorType(64);
-const uint8 = new UintNumberType(1);
-const uint16 = new UintNumberType(2);
-const uint32 = new UintNumberType(4);
-const uint64 = new UintBigintType(8);
+import { bytes32, bytes64, uint8, uint16, uint32, uint64 } from '../codec/ssz.ts';
 
 /** Largest payload a proposal may carry (the block or the message-id list; bigger data is fetched). */
 export const MAX_VALUE_PAYLOAD = 256 * 1024;

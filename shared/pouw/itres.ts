@@ -14,11 +14,11 @@ import {
 import { bytesToHex } from '../bytes.ts';
 import { type CodecValue, defineCodec } from '../codec/codec.ts';
 import { taggedHash } from '../codec/domain.ts';
+import { bytes32 } from '../codec/ssz.ts';
 import type { Ed25519 } from '../crypto/ed25519.ts';
 import { WorkError } from '../errors.ts';
 import { assertMap } from './residual.ts';
 
-const bytes32 = new ByteVectorType(32);
 /** Hard cap on map entries in one message (4 MiB); the per-task cap is the parameter count. */
 export const MAX_MAP_ENTRIES = 1 << 20;
 /** Peer messages a miner may apply before one iteration. */

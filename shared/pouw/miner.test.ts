@@ -29,11 +29,9 @@ import {
   weightsOf,
 } from './residual.ts';
 import {
-  Activation,
   bitsToFloat32,
+  denseSoftmaxTask,
   float32Bits,
-  LayerKind,
-  Loss,
   modelLayout,
   type TaskDefinition,
   taskId,
@@ -44,35 +42,18 @@ import { znbHash } from './znb.ts';
 const CHAIN = 'pouw-test';
 
 function tinyTask(overrides: Partial<TaskDefinition> = {}): TaskDefinition {
-  return {
-    version: 1,
-    inputShape: [4],
-    numClasses: 3,
-    layers: [
-      {
-        kind: LayerKind.DENSE,
-        units: 3,
-        kernelSize: 0,
-        stride: 0,
-        padding: 0,
-        activation: Activation.SOFTMAX,
-      },
-    ],
-    loss: Loss.CROSS_ENTROPY,
+  return denseSoftmaxTask(4, 3, {
     initSeed: new Uint8Array(32).fill(9),
-    learningRate: float32Bits(0.5),
     tau: float32Bits(0.05),
     batchSize: 4,
     znbLead: 2,
     segmentLength: 4,
     // a = 3.2 × β (20 bytes) = 64 nonces per iteration.
     omegaBPpm: 3_200_000,
-    omegaMPpm: 0,
     epochs: 3,
-    datasetCommitment: new Uint8Array(32),
     trainSize: 48,
     ...overrides,
-  };
+  });
 }
 
 /** 48 examples: 4 feature bytes, the label is the argmax of three fixed linear scores. */

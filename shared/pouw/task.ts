@@ -259,6 +259,45 @@ export function batchesPerEpoch(def: Pick<TaskDefinition, 'trainSize' | 'batchSi
   return Math.floor(def.trainSize / def.batchSize);
 }
 
+/**
+ * The smallest valid task: one dense softmax layer on flat inputs, cross-entropy (engine self-tests
+ * and unit tests). Every field can be overridden.
+ */
+export function denseSoftmaxTask(
+  inputs: number,
+  classes: number,
+  overrides: Partial<TaskDefinition> = {},
+): TaskDefinition {
+  return {
+    version: TASK_VERSION,
+    inputShape: [inputs],
+    numClasses: classes,
+    layers: [
+      {
+        kind: LayerKind.DENSE,
+        units: classes,
+        kernelSize: 0,
+        stride: 0,
+        padding: 0,
+        activation: Activation.SOFTMAX,
+      },
+    ],
+    loss: Loss.CROSS_ENTROPY,
+    initSeed: new Uint8Array(32),
+    learningRate: float32Bits(0.5),
+    tau: float32Bits(0.25),
+    batchSize: 2,
+    znbLead: 1,
+    segmentLength: 1,
+    omegaBPpm: 0,
+    omegaMPpm: 0,
+    epochs: 1,
+    datasetCommitment: new Uint8Array(32),
+    trainSize: 2,
+    ...overrides,
+  };
+}
+
 /** The paper's FC-DNN for MNIST: 784-128-64-10, ReLU, softmax, cross-entropy. */
 export function mnistMlpTask(overrides: Partial<TaskDefinition> = {}): TaskDefinition {
   const dense = (units: number, activation: number): Layer => ({

@@ -10,19 +10,14 @@
  * r = 0 in the last iteration of a segment), n += map, sign and record the IT_RES (committing to the
  * template for iteration + k), then mine with the template committed k iterations earlier.
  */
-import {
-  ByteVectorType,
-  ContainerType,
-  ListBasicType,
-  ListCompositeType,
-  UintNumberType,
-} from '@chainsafe/ssz';
+import { ContainerType, ListBasicType, ListCompositeType, UintNumberType } from '@chainsafe/ssz';
 import { bytesToHex } from '../bytes.ts';
 import { blockHash } from '../chain/ids.ts';
 import { meetsTarget } from '../chain/pow.ts';
 import { Block, type BlockHeader } from '../chain/types.ts';
 import { type CodecValue, defineCodec } from '../codec/codec.ts';
 import { taggedHash } from '../codec/domain.ts';
+import { bytes32 } from '../codec/ssz.ts';
 import type { Ed25519 } from '../crypto/ed25519.ts';
 import type { BlockCandidate, MessageHistory } from './candidate.ts';
 import {
@@ -533,7 +528,6 @@ export function mineOutside(
 // Wire format for handing a candidate and its history to a verifier in another runtime (the
 // browser test sends it to the Node verifier through a test-runner command).
 
-const bytes32 = new ByteVectorType(32);
 export const VerifyBundle = defineCodec(
   'VerifyBundle',
   new ContainerType({

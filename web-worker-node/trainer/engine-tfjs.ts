@@ -29,6 +29,7 @@ import { assertMap, INDEX_MASK, SIGN_BIT } from '../../shared/pouw/residual.ts';
 import {
   Activation,
   bitsToFloat32,
+  denseSoftmaxTask,
   LayerKind,
   Loss,
   type ModelLayout,
@@ -916,33 +917,7 @@ export async function plainSgdStep(
 
 /** The self-test task: 4 inputs, dense 4→3 softmax, cross-entropy; τ chosen far from every |g_j|. */
 function selfTestTask(): TaskDefinition {
-  return {
-    version: 1,
-    inputShape: [4],
-    numClasses: 3,
-    layers: [
-      {
-        kind: LayerKind.DENSE,
-        units: 3,
-        kernelSize: 0,
-        stride: 0,
-        padding: 0,
-        activation: Activation.SOFTMAX,
-      },
-    ],
-    loss: Loss.CROSS_ENTROPY,
-    initSeed: new Uint8Array(32).fill(7),
-    learningRate: 0x3f000000, // 0.5
-    tau: 0x3e800000, // 0.25
-    batchSize: 2,
-    znbLead: 1,
-    segmentLength: 1,
-    omegaBPpm: 0,
-    omegaMPpm: 0,
-    epochs: 1,
-    datasetCommitment: new Uint8Array(32),
-    trainSize: 2,
-  };
+  return denseSoftmaxTask(4, 3, { initSeed: new Uint8Array(32).fill(7) }); // η 0.5, τ 0.25
 }
 
 /**
