@@ -36,7 +36,7 @@ function macrotaskYield(): () => Promise<void> {
 }
 
 if (scope.name === 'pouw-mining') {
-  serveMiningPort(scope, { digest, yieldToEvents: macrotaskYield() });
+  serveMiningPort(scope, { digest, ed: defaultEd25519(), yieldToEvents: macrotaskYield() });
 } else {
   const log = (line: string) => scope.postMessage({ log: line });
   scope.onmessage = (ev) => {
@@ -68,12 +68,12 @@ if (scope.name === 'pouw-mining') {
     }));
     const workers: Worker[] = [];
     const nested = (residual: 'device' | 'host'): MiningVariant => ({
-      name: `PoUW, ${residual} residual, mining in a nested worker`,
+      name: `PoUW, ${residual === 'host' ? 'miner-side residual, ' : ''}mining worker`,
       residual,
       create(opts): MiningService {
         const w = new Worker(new URL(import.meta.url), { type: 'module', name: 'pouw-mining' });
         workers.push(w);
-        return connectMiningPort(w as unknown as PortLike, { ...opts, localModelHash: digest });
+        return connectMiningPort(w as unknown as PortLike, opts);
       },
       close() {
         for (const w of workers.splice(0)) w.terminate();
@@ -86,21 +86,11 @@ if (scope.name === 'pouw-mining') {
       ed,
       digest,
       identities: identities as [(typeof identities)[0], (typeof identities)[0], (typeof identities)[0]],
-      // On the (emulated) GPU backends one device-residual variant is enough: every peer map there
-      // costs shader compiles (engine.applyMap's scatter is specialised to the map's size).
-      variants:
-        o.backend === 'wasm' || o.backend === 'cpu'
-          ? [
-              { name: 'PoUW, device residual, mining in-thread', residual: 'device' },
-              nested('device'),
-              { name: 'PoUW, host residual, mining in-thread', residual: 'host' },
-              nested('host'),
-            ]
-          : [
-              { name: 'PoUW, device residual, mining in-thread', residual: 'device' },
-              { name: 'PoUW, host residual, mining in-thread', residual: 'host' },
-              nested('host'),
-            ],
+      variants: [
+        { name: 'PoUW, all on the training thread', residual: 'device' },
+        nested('device'),
+        nested('host'),
+      ],
       flushInStep,
       steps: o.steps,
       rounds: o.rounds,

@@ -4,10 +4,18 @@
  * claim is a ratio measured in one run, with the variants interleaved round by round so a machine
  * whose load drifts shifts both sides alike:
  *   overhead = ms per full PoUW iteration ÷ ms per plain TF.js SGD step (same backend, model, batches).
- * A PoUW iteration here is everything a miner does per step: receive and check two peer IT_RES,
- * apply their maps, model hash, the lattice step (gradient, residual, map; a flush every R), IT_RES
- * encoding, id and signature, nonce0 and grinding all of its a nonces (the target is unreachable, so
- * every nonce is hashed).
+ * A PoUW iteration here is everything a miner does per step: receive and check two peer IT_RES
+ * (they arrive during the step, as from the network, and are applied in the next one), apply their
+ * maps, model hash, the lattice step (gradient, residual, map; a flush every R), IT_RES encoding,
+ * id, work id and signature, nonce0 and grinding all of its a nonces (the target is unreachable, so
+ * every nonce is hashed). Each round ends with the miner drained (every nonce hashed, every IT_RES
+ * broadcast), so work left to a mining thread cannot hide.
+ *
+ * Three measures per variant (each a median over rounds of this block ÷ the plain block):
+ *  - wall: the iteration rate this machine sustained, with whatever else it was running;
+ *  - busy (Node): the training thread's CPU time, i.e. its critical path when a mining worker has
+ *    a core of its own (steady under load from other processes, unlike wall-clock);
+ *  - CPU (Node): the whole process's CPU time, all threads (mining workers included).
  */
 import { targetToBits } from '../shared/chain/pow.ts';
 import type { Block } from '../shared/chain/types.ts';
@@ -15,7 +23,7 @@ import type { Ed25519 } from '../shared/crypto/ed25519.ts';
 import { batchIndices, batchTensors, type Dataset } from '../shared/pouw/dataset.ts';
 import type { TrainingEngine } from '../shared/pouw/engine.ts';
 import { SeededStream } from '../shared/pouw/init.ts';
-import { checkItRes, ItRes, type ItResBody, itResId, signItRes } from '../shared/pouw/itres.ts';
+import { checkItRes, ItRes, type ItResBody, itResId, signItRes, workId } from '../shared/pouw/itres.ts';
 import { nonceAllowance } from '../shared/pouw/lattice.ts';
 import { Miner } from '../shared/pouw/miner.ts';
 import {
@@ -82,7 +90,12 @@ export interface MiningVariant {
   /** Where the residual lives (Miner option `residual`; default 'device'). */
   residual?: 'device' | 'host';
   /** A fresh mining service for one miner, or undefined for the miner's default (local, this thread). */
-  create?: (o: { chainId: string; taskId: Uint8Array; parameterCount: number }) => MiningService;
+  create?: (o: {
+    chainId: string;
+    taskId: Uint8Array;
+    parameterCount: number;
+    secretKey: Uint8Array;
+  }) => MiningService;
   /** Called after the variant's last use. */
   close?: () => void;
 }
@@ -105,6 +118,10 @@ export interface OverheadSetup {
   peers: number;
   peerMapEntries: number;
   now: () => number;
+  /** CPU time of the whole process so far, all threads (ms): Node's process.cpuUsage(). */
+  cpu?: () => number;
+  /** CPU time of this (the training) thread so far (ms): Node's process.threadCpuUsage(). */
+  busy?: () => number;
   log: (line: string) => void;
 }
 
@@ -114,8 +131,13 @@ export interface VariantResult {
   stepsPerSecond: number;
   /** ÷ the plain step of the same run. */
   ratio: number;
-  /** Median over rounds of (this block ÷ the plain block of the same round). */
+  /** Median over rounds of (this block ÷ the plain block of the same round), wall-clock. */
   medianRoundRatio: number;
+  /** The same for the training thread's busy time and the process's CPU time (Node). */
+  busyMsPerStep?: number;
+  busyRatio?: number;
+  cpuMsPerStep?: number;
+  cpuRatio?: number;
   /** Encoded bytes of this miner's own IT_RES (mean) and map entries (mean). */
   itresBytes?: number;
   mapEntries?: number;
@@ -197,17 +219,25 @@ function unreachableTemplate(tid: Uint8Array): Block {
   };
 }
 
+/** One measured block of steps: wall-clock, training-thread busy time and process CPU time (ms). */
+interface Sample {
+  wall: number;
+  busy: number;
+  cpu: number;
+}
+
 interface PouwRunner {
   variant: MiningVariant;
   miner: Miner;
   engine: TrainingEngine;
   nextPeerIteration: number;
+  /** Own IT_RES broadcast during the current block (encoded after its timing, for the byte count). */
+  sent: ItRes[];
   itresBytes: number;
   itres: number;
   mapEntries: number;
-  time: number;
   steps: number;
-  roundTimes: number[];
+  rounds: Sample[];
   /** Where the iteration time went (ms, summed): receive, iterate, drain; engine calls (start to settle). */
   split: Record<string, number>;
 }
@@ -256,24 +286,29 @@ export async function measureOverhead(setup: OverheadSetup): Promise<OverheadRes
       batchIndices(tid, Math.floor(k / perEpoch) % def.epochs, k % perEpoch, def.trainSize, def.batchSize),
     );
   };
+  const cpu = setup.cpu ?? (() => 0);
+  const busy = setup.busy ?? (() => 0);
+  const measure = async (block: () => Promise<void>): Promise<Sample> => {
+    const [w0, b0, c0] = [now(), busy(), cpu()];
+    await block();
+    return { wall: now() - w0, busy: busy() - b0, cpu: cpu() - c0 };
+  };
 
   // Plain TF.js SGD.
   const plain = await createPlainSgd(def, backend);
   let plainK = 0;
-  const plainBlock = async (steps: number) => {
-    const t0 = now();
-    for (let s = 0; s < steps; s++) await plainSgdStep(plain, batchOf(plainK++));
-    return now() - t0;
-  };
+  const plainBlock = (steps: number) =>
+    measure(async () => {
+      for (let s = 0; s < steps; s++) await plainSgdStep(plain, batchOf(plainK++));
+    });
 
   // The engine's lattice step alone (no peers, no flush, no protocol): the engine's share of the overhead.
   const lattice = await createTfjsEngine(def, { backend });
   let latticeK = 0;
-  const latticeBlock = async (steps: number) => {
-    const t0 = now();
-    for (let s = 0; s < steps; s++) await lattice.step(batchOf(latticeK++));
-    return now() - t0;
-  };
+  const latticeBlock = (steps: number) =>
+    measure(async () => {
+      for (let s = 0; s < steps; s++) await lattice.step(batchOf(latticeK++));
+    });
 
   // One miner per variant, each with its own engine on this backend.
   const runners: PouwRunner[] = [];
@@ -283,12 +318,12 @@ export async function measureOverhead(setup: OverheadSetup): Promise<OverheadRes
       variant,
       engine,
       nextPeerIteration: 0,
+      sent: [],
       itresBytes: 0,
       itres: 0,
       mapEntries: 0,
-      time: 0,
       steps: 0,
-      roundTimes: [],
+      rounds: [],
       split: {},
       miner: undefined as unknown as Miner,
     };
@@ -301,44 +336,56 @@ export async function measureOverhead(setup: OverheadSetup): Promise<OverheadRes
       miners: setup.identities.map((i) => i.publicKey),
       clock: () => 1_800_000_000_000n,
       template: () => template,
-      transport: {
-        broadcast(msg) {
-          runner.itresBytes += ItRes.encode(msg).length;
-          runner.itres++;
-        },
-      },
+      transport: { broadcast: (msg) => runner.sent.push(msg) },
       digest: setup.digest,
       flushInStep: setup.flushInStep,
       residual: variant.residual ?? 'device',
       ...(variant.create === undefined
         ? {}
-        : { mining: variant.create({ chainId: CHAIN, taskId: tid, parameterCount: engine.parameterCount }) }),
+        : {
+            mining: variant.create({
+              chainId: CHAIN,
+              taskId: tid,
+              parameterCount: engine.parameterCount,
+              secretKey: self.secretKey,
+            }),
+          }),
     });
     runners.push(runner);
   }
-  const pouwBlock = async (r: PouwRunner, steps: number) => {
+  const pouwBlock = async (r: PouwRunner, steps: number): Promise<Sample> => {
     const inbox: ItRes[][] = [];
     for (const p of peers.slice(0, setup.peers))
       inbox.push(await peerMessages(setup, tid, p, r.nextPeerIteration, steps, r.engine.parameterCount));
     r.nextPeerIteration += steps;
-    const t0 = now();
     const add = (k: string, t: number) => {
       r.split[k] = (r.split[k] ?? 0) + now() - t;
     };
-    for (let s = 0; s < steps; s++) {
-      const tr = now();
-      for (const msgs of inbox) await r.miner.receive(msgs[s]!);
-      add('receive', tr);
-      const ti = now();
-      const report = await r.miner.iterate();
-      add('iterate', ti);
-      if (report === undefined) throw new Error('bench: the task ran out of epochs; raise epochs');
-      r.mapEntries += report.mapEntries;
+    const sample = await measure(async () => {
+      for (let s = 0; s < steps; s++) {
+        // The peers' messages of this step arrive while it runs (the network does not wait for the
+        // trainer); they are checked meanwhile and applied at the next step.
+        const tr = now();
+        const arriving = Promise.all(inbox.map((msgs) => r.miner.receive(msgs[s]!)));
+        add('receive', tr);
+        const ti = now();
+        const report = await r.miner.iterate();
+        add('iterate', ti);
+        if (report === undefined) throw new Error('bench: the task ran out of epochs; raise epochs');
+        r.mapEntries += report.mapEntries;
+        const tw = now();
+        await arriving;
+        add('receive', tw);
+      }
+      const td = now();
+      await r.miner.drain();
+      add('drain', td);
+    });
+    for (const m of r.sent.splice(0)) {
+      r.itresBytes += ItRes.encode(m).length;
+      r.itres++;
     }
-    const td = now();
-    await r.miner.drain();
-    add('drain', td);
-    return now() - t0;
+    return sample;
   };
 
   // Warm-up (JIT, kernels, backend caches), then interleaved rounds.
@@ -352,58 +399,51 @@ export async function measureOverhead(setup: OverheadSetup): Promise<OverheadRes
     r.mapEntries = 0;
     for (const k of Object.keys(r.split)) delete r.split[k];
   }
-  let plainTime = 0;
-  let latticeTime = 0;
-  const plainRounds: number[] = [];
-  const latticeRounds: number[] = [];
+  const plainRounds: Sample[] = [];
+  const latticeRounds: Sample[] = [];
   for (let round = 0; round < setup.rounds; round++) {
-    const p = await plainBlock(setup.steps);
-    plainTime += p;
-    plainRounds.push(p);
-    const l = await latticeBlock(setup.steps);
-    latticeTime += l;
-    latticeRounds.push(l);
+    plainRounds.push(await plainBlock(setup.steps));
+    latticeRounds.push(await latticeBlock(setup.steps));
     for (const r of runners) {
-      const t = await pouwBlock(r, setup.steps);
-      r.time += t;
+      r.rounds.push(await pouwBlock(r, setup.steps));
       r.steps += setup.steps;
-      r.roundTimes.push(t);
     }
+    const perStep = (x: Sample) =>
+      `${(x.wall / setup.steps).toFixed(2)}${setup.cpu === undefined ? '' : ` (CPU ${(x.cpu / setup.steps).toFixed(2)})`}`;
     log(
-      `  ${backend} round ${round + 1}/${setup.rounds}: plain ${(p / setup.steps).toFixed(2)} ms/step; lattice step ${(l / setup.steps).toFixed(2)}; ${runners
-        .map((r) => `${r.variant.name} ${(r.roundTimes[round]! / setup.steps).toFixed(2)}`)
-        .join('; ')} ms/iteration`,
+      `  ${backend} round ${round + 1}/${setup.rounds}, ms/step: plain ${perStep(plainRounds[round]!)}; lattice step ${perStep(latticeRounds[round]!)}; ${runners
+        .map((r) => `${r.variant.name} ${perStep(r.rounds[round]!)}`)
+        .join('; ')}`,
     );
   }
-  const plainMs = plainTime / (setup.steps * setup.rounds);
-  const variants: VariantResult[] = [
-    {
-      name: 'plain TF.js SGD',
-      msPerStep: plainMs,
-      stepsPerSecond: 1000 / plainMs,
-      ratio: 1,
-      medianRoundRatio: 1,
-    },
-    {
-      name: 'engine lattice step only',
-      msPerStep: latticeTime / (setup.steps * setup.rounds),
-      stepsPerSecond: (1000 * setup.steps * setup.rounds) / latticeTime,
-      ratio: latticeTime / plainTime,
-      medianRoundRatio: latticeRounds.map((t, i) => t / plainRounds[i]!).sort((a, b) => a - b)[
-        Math.floor(setup.rounds / 2)
-      ]!,
-    },
-  ];
-  for (const r of runners) {
-    const ms = r.time / r.steps;
-    const ratios = r.roundTimes.map((t, i) => t / plainRounds[i]!).sort((a, b) => a - b);
-    const stats = await r.miner.stats();
-    variants.push({
-      name: r.variant.name,
+  const total = (xs: Sample[], k: keyof Sample) => xs.reduce((a, x) => a + x[k], 0);
+  const medianRatio = (xs: Sample[], k: keyof Sample) => median(xs.map((x, i) => x[k] / plainRounds[i]![k]));
+  const stepsTotal = setup.steps * setup.rounds;
+  const plainMs = total(plainRounds, 'wall') / stepsTotal;
+  const summarize = (name: string, xs: Sample[]): VariantResult => {
+    const ms = total(xs, 'wall') / stepsTotal;
+    return {
+      name,
       msPerStep: ms,
       stepsPerSecond: 1000 / ms,
       ratio: ms / plainMs,
-      medianRoundRatio: ratios[Math.floor(ratios.length / 2)]!,
+      medianRoundRatio: medianRatio(xs, 'wall'),
+      ...(setup.busy === undefined
+        ? {}
+        : { busyMsPerStep: total(xs, 'busy') / stepsTotal, busyRatio: medianRatio(xs, 'busy') }),
+      ...(setup.cpu === undefined
+        ? {}
+        : { cpuMsPerStep: total(xs, 'cpu') / stepsTotal, cpuRatio: medianRatio(xs, 'cpu') }),
+    };
+  };
+  const variants: VariantResult[] = [
+    summarize('plain TF.js SGD', plainRounds),
+    summarize('engine lattice step only', latticeRounds),
+  ];
+  for (const r of runners) {
+    const stats = await r.miner.stats();
+    variants.push({
+      ...summarize(r.variant.name, r.rounds),
       itresBytes: r.itresBytes / r.itres,
       mapEntries: r.mapEntries / r.steps,
       noncesPerIteration: stats.mining.tried / stats.iterations,
@@ -428,6 +468,12 @@ export async function measureOverhead(setup: OverheadSetup): Promise<OverheadRes
     variants,
     components,
   };
+}
+
+export function median(xs: readonly number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 /** What each piece of an iteration costs on its own (ms), to explain the ratio. */
@@ -474,10 +520,8 @@ async function measureComponents(
   const c: Record<string, number> = {
     'engine.step (lattice step, no flush)': await time(10, (i) => engine.step(batchOf(i))),
     'engine.applyMap (one peer map)': await time(20, () => engine.applyMap(peerMap)),
-    'engine.gradient at n (host residual: uploads n, downloads g)': await time(10, (i) =>
-      engine.gradient(n, batchOf(i)),
-    ),
-    'host residual pass (r += g, threshold, |M| floats)': await (async () => {
+    'engine.gradient at n (stateless, as a verifier)': await time(10, (i) => engine.gradient(n, batchOf(i))),
+    'residual pass (r += g, threshold, |M| floats, JS)': await (async () => {
       const g = (await engine.gradient(n, batchOf(0))).gradient;
       const r = new Float32Array(engine.parameterCount);
       const scratch = new Uint32Array(engine.parameterCount);
@@ -496,9 +540,10 @@ async function measureComponents(
       grinder.grind(grindFrom, allowance);
       grindFrom += allowance;
     }),
-    'IT_RES encode + id + sign': await time(50, async () =>
-      setup.ed.sign(self.secretKey, itResId(CHAIN, body)),
-    ),
+    'IT_RES encode + id + work id + sign': await time(50, async () => {
+      workId(CHAIN, body);
+      return setup.ed.sign(self.secretKey, itResId(CHAIN, body));
+    }),
     'receive: checkItRes (decode map, id, verify)': await time(50, () =>
       checkItRes(CHAIN, peerMsgs[0]!, engine.parameterCount, setup.ed),
     ),
@@ -512,13 +557,16 @@ async function measureComponents(
 }
 
 export function formatOverhead(r: OverheadResult, where: string): string {
+  const width = Math.max(...r.variants.map((v) => v.name.length));
+  const opt = (x: number | undefined, d: number) => (x === undefined ? '' : x.toFixed(d));
   const lines = [
     `${where}, backend ${r.backend}, model ${r.model}, ${r.parameterCount} weights, batch ${r.batchSize}`,
-    `  ${'variant'.padEnd(34)} ${'ms/step'.padStart(9)} ${'steps/s'.padStart(8)} ${'ratio'.padStart(6)} ${'median'.padStart(7)}  IT_RES bytes / map entries / nonces`,
+    `  ratios are medians over rounds of (block ÷ plain block); busy = training thread, CPU = all threads`,
+    `  ${'variant'.padEnd(width)} ${'ms/step'.padStart(8)} ${'steps/s'.padStart(8)} ${'wall×'.padStart(6)} ${'busy ms'.padStart(8)} ${'busy×'.padStart(6)} ${'CPU ms'.padStart(7)} ${'CPU×'.padStart(6)}  IT_RES bytes / map entries / nonces`,
   ];
   for (const v of r.variants) {
     lines.push(
-      `  ${v.name.padEnd(34)} ${v.msPerStep.toFixed(2).padStart(9)} ${v.stepsPerSecond.toFixed(1).padStart(8)} ${v.ratio.toFixed(3).padStart(6)} ${v.medianRoundRatio.toFixed(3).padStart(7)}  ${v.itresBytes === undefined ? '' : `${v.itresBytes.toFixed(0)} / ${v.mapEntries!.toFixed(0)} / ${v.noncesPerIteration!.toFixed(0)}`}`,
+      `  ${v.name.padEnd(width)} ${v.msPerStep.toFixed(2).padStart(8)} ${v.stepsPerSecond.toFixed(1).padStart(8)} ${v.medianRoundRatio.toFixed(3).padStart(6)} ${opt(v.busyMsPerStep, 2).padStart(8)} ${opt(v.busyRatio, 3).padStart(6)} ${opt(v.cpuMsPerStep, 2).padStart(7)} ${opt(v.cpuRatio, 3).padStart(6)}  ${v.itresBytes === undefined ? '' : `${v.itresBytes.toFixed(0)} / ${v.mapEntries!.toFixed(0)} / ${v.noncesPerIteration!.toFixed(0)}`}`,
     );
   }
   for (const v of r.variants) {

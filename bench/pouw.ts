@@ -3,15 +3,17 @@
  *   1. Overhead: a full PoUW iteration ÷ a plain TF.js SGD step, same backend, model and batches,
  *      in Node (cpu, wasm) and in headless Chromium inside a Web Worker (wasm, webgl, webgpu; the
  *      GPU backends run on SwiftShader, a CPU emulation, so their absolute speed means nothing).
- *      Variants: the residual on the device (engine.step) or on the host (engine.gradient + one JS
- *      pass), and mining on the training thread or on a worker thread of its own; plus the
- *      engine's lattice step alone, to separate the engine's share from the miner's.
+ *      Variants: everything on the training thread, or the protocol work (checks, hashes, signing,
+ *      grinding) on a mining worker thread, and the old miner-side residual (engine.gradient + one
+ *      JS pass in the miner); plus the engine's lattice step alone. Wall-clock, and under Node
+ *      also the training thread's CPU time (process.threadCpuUsage: its critical path when the
+ *      mining worker has a core of its own) and the whole process's CPU time. `--runs N` repeats the Node measurement N times and reports medians.
  *   2. Communication: bytes per IT_RES ÷ bytes of a dense fp32 gradient, beside the held-out
  *      accuracy of a PoUW run (3 miners) and of plain SGD trained for the same epochs.
  *   3. Steps per second per backend.
  *   4. Verification: one block's replay (verifyCandidate) ÷ one training step.
  * Prints a table per part and writes bench/results/pouw-latest.json (and a dated copy).
- * Options: --only node|browser|train, --steps N, --rounds N, --train-epochs N (0 skips training),
+ * Options: --only node|browser|train, --steps N, --rounds N, --runs N, --train-epochs N (0 skips training),
  *          --backends cpu,wasm (Node) and --browser-backends wasm,webgl,webgpu.
  *
  * (Mining on a worker thread: tests/sim/mining-worker.ts.)
@@ -35,6 +37,7 @@ import {
   formatOverhead,
   type MiningVariant,
   measureOverhead,
+  median,
   type OverheadResult,
   probeFlushInStep,
 } from './pouw-cases.ts';
@@ -44,7 +47,7 @@ await main();
 function nodeWorkerVariant(residual: 'device' | 'host'): MiningVariant {
   const services: NodeMiningService[] = [];
   return {
-    name: `PoUW, ${residual} residual, mining on a worker thread`,
+    name: `PoUW, ${residual === 'host' ? 'miner-side residual, ' : ''}mining worker`,
     residual,
     create(o) {
       const service = nodeMiningService(o);
@@ -66,6 +69,7 @@ async function main(): Promise<void> {
   const only = opt('only');
   const steps = Number(opt('steps') ?? 20);
   const rounds = Number(opt('rounds') ?? 5);
+  const runs = Number(opt('runs') ?? 1);
   const trainEpochs = Number(opt('train-epochs') ?? tunedMnistTask(new Uint8Array(32)).epochs);
   const nodeBackends = (opt('backends') ?? 'wasm,cpu').split(',').filter(Boolean);
   const browserBackends = (opt('browser-backends') ?? 'wasm,webgl,webgpu').split(',').filter(Boolean);
@@ -99,33 +103,42 @@ async function main(): Promise<void> {
     for (const backend of nodeBackends) {
       await selectBackend({ force: backend as 'wasm' | 'cpu' });
       const slow = backend === 'cpu';
-      const workers = [nodeWorkerVariant('device'), nodeWorkerVariant('host')];
-      console.log(
-        `\nNode ${process.version}, ${backend}: ${rounds} rounds of ${slow ? Math.ceil(steps / 4) : steps} steps per variant, interleaved`,
-      );
-      const r = await measureOverhead({
-        backend,
-        def,
-        train: split.train,
-        ed: nodeCryptoEd25519,
-        digest: nodeDigest,
-        identities,
-        variants: [
-          { name: 'PoUW, device residual, mining in-thread', residual: 'device' },
-          workers[0]!,
-          { name: 'PoUW, host residual, mining in-thread', residual: 'host' },
-          workers[1]!,
-        ],
-        flushInStep,
-        steps: slow ? Math.ceil(steps / 4) : steps,
-        rounds,
-        peers: 2,
-        peerMapEntries: 3700,
-        now: () => performance.now(),
-        log: (l) => console.log(l),
-      });
-      console.log(`\n${formatOverhead(r, `Node ${process.version}`)}`);
-      overhead.push(r);
+      for (let run = 0; run < runs; run++) {
+        const workers = [nodeWorkerVariant('device'), nodeWorkerVariant('host')];
+        console.log(
+          `\nNode ${process.version}, ${backend}, run ${run + 1}/${runs}: ${rounds} rounds of ${slow ? Math.ceil(steps / 4) : steps} steps per variant, interleaved`,
+        );
+        const r = await measureOverhead({
+          backend,
+          def,
+          train: split.train,
+          ed: nodeCryptoEd25519,
+          digest: nodeDigest,
+          identities,
+          variants: [
+            { name: 'PoUW, all on the training thread', residual: 'device' },
+            workers[0]!,
+            workers[1]!,
+          ],
+          flushInStep,
+          steps: slow ? Math.ceil(steps / 4) : steps,
+          rounds,
+          peers: 2,
+          peerMapEntries: 3700,
+          now: () => performance.now(),
+          cpu: () => {
+            const u = process.cpuUsage();
+            return (u.user + u.system) / 1000;
+          },
+          busy: () => {
+            const u = process.threadCpuUsage();
+            return (u.user + u.system) / 1000;
+          },
+          log: (l) => console.log(l),
+        });
+        console.log(`\n${formatOverhead(r, `Node ${process.version}`)}`);
+        overhead.push(r);
+      }
     }
     report['node'] = { runtime: `node ${process.version}`, overhead };
   }
@@ -203,28 +216,43 @@ function printSummary(report: Record<string, unknown>): void {
       'backend',
       'model',
       'batch',
+      'runs',
       'plain ms/step',
       'plain steps/s',
       'measured',
       'ms/iter',
-      'ratio',
-      'median',
+      'wall×',
+      'busy×',
+      'CPU×',
     ],
   ];
+  const fmt = (x: number | undefined) => (x === undefined ? '' : x.toFixed(3));
+  const med = (xs: (number | undefined)[]) => {
+    const ok = xs.filter((x): x is number => x !== undefined);
+    return ok.length === 0 ? undefined : median(ok);
+  };
   const add = (runtime: string, list: OverheadResult[] | undefined, note: (b: string) => string) => {
-    for (const r of list ?? []) {
-      for (const v of r.variants.slice(1)) {
+    // Medians over the runs of one backend (each run's ratios are medians over its rounds).
+    const byBackend = new Map<string, OverheadResult[]>();
+    for (const r of list ?? []) byBackend.set(r.backend, [...(byBackend.get(r.backend) ?? []), r]);
+    for (const [backend, rs] of byBackend) {
+      for (const [i, v] of rs[0]!.variants.entries()) {
+        if (i === 0) continue;
+        const vs = rs.map((r) => r.variants[i]!);
+        const plainMs = median(rs.map((r) => r.plainMsPerStep));
         rows.push([
           runtime,
-          `${r.backend}${note(r.backend)}`,
+          `${backend}${note(backend)}`,
           'MLP 784-128-64-10',
-          String(r.batchSize),
-          r.plainMsPerStep.toFixed(2),
-          (1000 / r.plainMsPerStep).toFixed(1),
+          String(rs[0]!.batchSize),
+          String(rs.length),
+          plainMs.toFixed(2),
+          (1000 / plainMs).toFixed(1),
           v.name,
-          v.msPerStep.toFixed(2),
-          v.ratio.toFixed(3),
-          v.medianRoundRatio.toFixed(3),
+          median(vs.map((x) => x.msPerStep)).toFixed(2),
+          fmt(med(vs.map((x) => x.medianRoundRatio))),
+          fmt(med(vs.map((x) => x.busyRatio))),
+          fmt(med(vs.map((x) => x.cpuRatio))),
         ]);
       }
     }
@@ -234,8 +262,9 @@ function printSummary(report: Record<string, unknown>): void {
   add('chromium', ch?.overhead, (b) => (b === 'webgl' || b === 'webgpu' ? ' (SwiftShader)' : ''));
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   console.log(
-    '\nPoUW overhead = ms per PoUW iteration ÷ ms per plain TF.js SGD step (same backend, model, batches; target ≤ 1.10);' +
-      '\n"median" = median over rounds of the per-round ratio',
+    '\nPoUW overhead = PoUW iteration ÷ plain TF.js SGD step (same backend, model, batches; target ≤ 1.10), medians:' +
+      '\n  wall× = wall-clock (the training thread\'s critical path); busy× = training thread busy time;' +
+      '\n  CPU× = process CPU time, all threads (Node only)',
   );
   for (const r of rows) console.log(`  ${r.map((c, i) => c.padEnd(widths[i]!)).join('  ')}`);
   const t = report['training'] as Record<string, number> | undefined;

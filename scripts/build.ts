@@ -1,7 +1,7 @@
 /**
  * `npm run build`: type-checks everything, then bundles the browser-facing code with esbuild into
  * dist/ (platform `browser`, so a Node built-in reaching the bundle fails the build), and reports
- * bundle sizes. The Vite build of the UI joins here in issue #6.
+ * bundle sizes, then builds the Svelte UI with Vite into dist/ui (served by `npm start`).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, statSync } from 'node:fs';
@@ -36,3 +36,9 @@ for (const [name, entry] of Object.entries(entries)) {
   });
   console.log(`dist/${name}.js  ${(statSync(outfile).size / 1024).toFixed(0)} KiB`);
 }
+
+execFileSync(process.execPath, [join(root, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'], {
+  cwd: root,
+  stdio: 'inherit',
+});
+console.log('dist/ui  built');

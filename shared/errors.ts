@@ -70,7 +70,15 @@ export type DkgErrorCode =
   | 'DKG_WRONG_PHASE'
   | 'DKG_DUPLICATE_MESSAGE'
   | 'DKG_BAD_MESSAGE'
-  | 'DKG_NOT_ENOUGH_QUALIFIED';
+  | 'DKG_NOT_ENOUGH_QUALIFIED'
+  // the networked run (supervisor-node/dkg)
+  | 'DKG_WRONG_SESSION'
+  | 'DKG_BAD_SIGNATURE'
+  | 'DKG_EQUIVOCATION'
+  | 'DKG_NOT_A_MEMBER'
+  | 'DKG_TIMEOUT'
+  | 'DKG_NO_AGREEMENT'
+  | 'DKG_ABORTED';
 
 /** Protocol violations in the distributed key generation. */
 export class DkgError extends PouwError<DkgErrorCode> {
@@ -185,6 +193,7 @@ export type WorkErrorCode =
   | 'VERIFY_MAP'
   | 'VERIFY_LOSS'
   | 'VERIFY_REPLAYED'
+  | 'VERIFY_DUPLICATE_ITERATION'
   | 'VERIFY_PEER_UPDATES'
   | 'VERIFY_HISTORY'
   | 'VERIFY_SIGNATURE'
@@ -202,5 +211,80 @@ export class WorkError extends PouwError<WorkErrorCode> {
     detail: Record<string, unknown> = {},
   ) {
     super('WorkError', code, message, verdict, detail);
+  }
+}
+
+export type NetErrorCode =
+  // frames and bodies at the boundary (the sending peer's fault)
+  | 'NET_OVERSIZED'
+  | 'NET_MALFORMED'
+  | 'NET_BAD_REQUEST'
+  | 'NET_UNKNOWN_TOPIC'
+  // the exchange itself
+  | 'NET_TIMEOUT'
+  | 'NET_CLOSED'
+  | 'NET_NOT_FOUND'
+  | 'NET_UNAVAILABLE'
+  | 'NET_RATE_LIMITED'
+  | 'NET_REMOTE_ERROR'
+  | 'NET_BAD_CONFIG';
+
+/**
+ * Request/response and gossip failures at the network edge: oversized or malformed frames (REJECT:
+ * count against the peer), timeouts, closed streams, missing data and busy servers (IGNORE).
+ */
+export class NetError extends PouwError<NetErrorCode> {
+  constructor(
+    code: NetErrorCode,
+    message: string,
+    verdict: Verdict = 'REJECT',
+    detail: Record<string, unknown> = {},
+  ) {
+    super('NetError', code, message, verdict, detail);
+  }
+}
+
+export type HistoryErrorCode =
+  // one IT_RES offered to a task's message history
+  | 'HISTORY_DUPLICATE'
+  | 'HISTORY_QUEUE_FULL'
+  | 'HISTORY_FULL'
+  // id lists in proposals and decisions
+  | 'HISTORY_MISSING'
+  | 'HISTORY_BAD_IDS';
+
+/**
+ * The supervisors' message history (shared/pouw/history.ts): a message seen before or one that finds
+ * its queue or the history full (IGNORE: drop, no penalty); an id list that names messages not
+ * recorded here (IGNORE: fetch them first) or that no honest history could produce (REJECT).
+ */
+export class HistoryError extends PouwError<HistoryErrorCode> {
+  constructor(
+    code: HistoryErrorCode,
+    message: string,
+    verdict: Verdict = 'REJECT',
+    detail: Record<string, unknown> = {},
+  ) {
+    super('HistoryError', code, message, verdict, detail);
+  }
+}
+
+export type VolunteerErrorCode =
+  // a keystore record that does not decode or does not match itself (corrupt or tampered storage)
+  | 'KEYSTORE_CORRUPT'
+  // training data that does not match the task's dataset commitment or shape
+  | 'DATASET_MISMATCH'
+  // a call the volunteer's state does not allow (start before init, init twice), or a setting it refuses
+  | 'VOLUNTEER_MISUSE';
+
+/** The volunteer's own failures (browser tab or edge): keys at rest, training data, life cycle. */
+export class VolunteerError extends PouwError<VolunteerErrorCode> {
+  constructor(
+    code: VolunteerErrorCode,
+    message: string,
+    verdict: Verdict = 'REJECT',
+    detail: Record<string, unknown> = {},
+  ) {
+    super('VolunteerError', code, message, verdict, detail);
   }
 }

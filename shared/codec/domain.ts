@@ -29,6 +29,7 @@ export const DOMAIN_TAGS = [
   'pouw/task/v1',
   'pouw/model/v1',
   'pouw/nonce/v1',
+  'pouw/work/v1',
   'pouw/test/v1',
 ] as const;
 export type DomainTag = (typeof DOMAIN_TAGS)[number];

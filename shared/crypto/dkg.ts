@@ -28,6 +28,12 @@
  * 5. derive: x_i = Σ_{d∈QUAL} f_d(i); group key Y = Σ_{d∈QUAL} C_{d,0}; public share of party j is
  *    Σ_{d∈QUAL} Σ_k C_{d,k}·j^k. Fewer than t qualified dealers → DKG_NOT_ENOUGH_QUALIFIED.
  *
+ * With `reliableBroadcast` (the networked driver, supervisor-node/dkg, delivers deals, acks and
+ * reveals by Bracha reliable broadcast, so two honest parties never hold different commitments from
+ * one dealer), NO_DEAL means "no commitments delivered by finalize" and the EQUIVOCATION rule and
+ * the ack-hash NO_DEAL rule are off: a Byzantine acker's false or empty hash can then only make the
+ * dealer reveal that acker's share, never disqualify an honest dealer.
+ *
  * `DkgShare` carries a secret share in the clear: the driver must send it over a confidential,
  * authenticated point-to-point channel (e.g. the libp2p Noise connection to that peer).
  *
@@ -123,6 +129,15 @@ export interface DkgParameters {
   /** Binds commitment hashes to one DKG run (e.g. chain id ‖ epoch). Default: empty. */
   sessionId?: Uint8Array;
   randomBytes?: RandomBytes;
+  /**
+   * The driver delivers deals, acks and reveals through a reliable broadcast (every honest party
+   * that gets a dealer's commitments gets the same ones: supervisor-node/dkg). Then a deal is
+   * accepted until `finalize` (a party that acked before it arrived still learns the commitments
+   * its revealed share is checked against), and QUAL ignores the commitment hashes in acks: they
+   * can no longer expose an equivocation, only let a Byzantine acker disqualify an honest dealer.
+   * Default false: the hash rules of the module comment apply.
+   */
+  reliableBroadcast?: boolean;
 }
 
 export interface DkgResult {
@@ -238,6 +253,7 @@ export class JointFeldmanDkg {
   readonly index: number;
   readonly sessionId: Uint8Array;
   private readonly randomBytes: RandomBytes;
+  private readonly reliableBroadcast: boolean;
   private phaseValue: DkgPhase = 'deal';
   private coefficients: bigint[] | null = null;
   private readonly deals = new Map<number, ReceivedDeal>();
@@ -268,6 +284,7 @@ export class JointFeldmanDkg {
     this.index = index;
     this.sessionId = sessionId;
     this.randomBytes = params.randomBytes ?? defaultRandomBytes;
+    this.reliableBroadcast = params.reliableBroadcast === true;
   }
 
   get phase(): DkgPhase {
@@ -307,11 +324,11 @@ export class JointFeldmanDkg {
     };
   }
 
-  /** A dealer's broadcast commitments. Accepted until this party acks. */
+  /** A dealer's broadcast commitments. Accepted until this party acks (finalizes, with reliableBroadcast). */
   handleDeal(msg: DkgDeal): void {
     this.requireShape(msg, 'deal');
     const dealer = this.party(msg.dealer, 'dealer');
-    this.requirePhase('deal', 'deal message');
+    this.requirePhase(this.reliableBroadcast ? 'reveal' : 'deal', 'deal message');
     const { commitments } = msg;
     if (
       !Array.isArray(commitments) ||
@@ -636,10 +653,16 @@ export class JointFeldmanDkg {
   /** The QUAL verdict for dealer d: this party's share from d, or why d is out. */
   private judge(d: number): bigint | DisqualificationReason {
     const deal = this.deals.get(d);
-    // Every ack (this party's included) must report one and the same non-empty hash.
-    const hashes = [...this.acks.values()].map((a) => a.commitmentHashes[d - 1]!);
-    if (deal === undefined || hashes.some((h) => h.length === 0)) return 'NO_DEAL';
-    if (hashes.some((h) => !equalBytes(h, deal.hash))) return 'EQUIVOCATION';
+    if (this.reliableBroadcast) {
+      // The broadcast already made the commitments one vector for everyone; a party that missed
+      // them complained, so the reveal rules below decide.
+      if (deal === undefined) return 'NO_DEAL';
+    } else {
+      // Every ack (this party's included) must report one and the same non-empty hash.
+      const hashes = [...this.acks.values()].map((a) => a.commitmentHashes[d - 1]!);
+      if (deal === undefined || hashes.some((h) => h.length === 0)) return 'NO_DEAL';
+      if (hashes.some((h) => !equalBytes(h, deal.hash))) return 'EQUIVOCATION';
+    }
     if (deal.points === null) return 'MALFORMED_COMMITMENTS';
     const reveal = this.reveals.get(d);
     let mine = this.verifiedShares.get(d);

@@ -7,7 +7,7 @@ import type { Block } from '../chain/types.ts';
 import type { ItRes } from './itres.ts';
 
 export interface BlockCandidate {
-  /** Template the miner committed to k iterations earlier, with hashMsg = id(lucky) and a winning nonce. */
+  /** Template the miner committed to k iterations earlier, with hashMsg = workId(lucky) and a winning nonce. */
   block: Block;
   /** The IT_RES whose iteration earned the nonce. */
   lucky: ItRes;
@@ -21,8 +21,15 @@ export interface BlockCandidate {
 export interface MessageHistory {
   /** Any recorded IT_RES by id (hex), e.g. the peer messages a miner listed. */
   get(idHex: string): ItRes | undefined;
-  /** The miner's IT_RES at `iteration`, if recorded. */
+  /**
+   * The miner's IT_RES at `iteration`, if recorded. A history records one IT_RES per (miner,
+   * iteration), the first it accepted, and refuses any other (itres.ts `sameWork` tells a re-signed
+   * copy of the same work from different work).
+   */
   byMiner(minerHex: string, iteration: number): ItRes | undefined;
-  /** Ids (hex) of IT_RES already named by an earlier block's hashMsg (replays are rejected). */
-  alreadyRewarded(idHex: string): boolean;
+  /**
+   * Work ids (hex, itres.ts `workId`) already named by an earlier block's hashMsg: a piece of work
+   * earns one block, however its IT_RES is re-signed.
+   */
+  alreadyRewarded(workIdHex: string): boolean;
 }

@@ -5,7 +5,7 @@ import { nobleEd25519 } from '../crypto/ed25519.ts';
 import { isPouwError } from '../errors.ts';
 import { assignedBatch, batchIndices, drawTestSegments, permutation } from './dataset.ts';
 import { initialWeights } from './init.ts';
-import { checkItRes, ItRes, type ItResBody, itResId, signItRes } from './itres.ts';
+import { checkItRes, ItRes, type ItResBody, itResId, sameWork, signItRes, workId } from './itres.ts';
 import { modelHash, nonceAllowance, nonceAt, nonceBase, nonceOffset } from './lattice.ts';
 import {
   accumulateAndThreshold,
@@ -265,6 +265,53 @@ describe('IT_RES', () => {
         ),
       { code: 'MAP_NOT_SORTED' },
     );
+  });
+
+  it('the work id covers exactly the work fields: free fields change the IT_RES id, never the work id', async () => {
+    const b = body();
+    const work = bytesToHex(workId(CHAIN, b));
+    const id = bytesToHex(itResId(CHAIN, b));
+    const free: Partial<ItResBody>[] = [
+      { time: 6n },
+      { residualHash: new Uint8Array(32).fill(8) },
+      { znbHash: new Uint8Array(32).fill(8) },
+      { loss: b.loss ^ 1, accuracy: b.accuracy ^ 1 },
+      // Peers count through modelHash (their effect on n), not through which signed copies were listed.
+      { peerMsgIds: [new Uint8Array(32).fill(5), new Uint8Array(32).fill(4)] },
+      { peerMsgIds: [] },
+    ];
+    for (const f of free) {
+      const v = { ...b, ...f };
+      assert.notEqual(bytesToHex(itResId(CHAIN, v)), id, `${Object.keys(f)} changes the IT_RES id`);
+      assert.equal(bytesToHex(workId(CHAIN, v)), work, `${Object.keys(f)} leaves the work id`);
+      assert.ok(sameWork(b, v));
+    }
+    const fixed: Partial<ItResBody>[] = [
+      { taskId: new Uint8Array(32).fill(9) },
+      { miner: new Uint8Array(32).fill(9) },
+      { epoch: 1 },
+      { iteration: 4 },
+      { batchId: 8 },
+      { modelHash: new Uint8Array(32).fill(9) },
+      { map: [makeEntry(2, 1)] },
+      { map: [makeEntry(2, -1), makeEntry(9, -1)] },
+    ];
+    const seen = new Set([work]);
+    for (const f of fixed) {
+      const v = { ...b, ...f };
+      const w = bytesToHex(workId(CHAIN, v));
+      assert.ok(!seen.has(w), `${Object.keys(f)} changes the work id`);
+      seen.add(w);
+      assert.ok(!sameWork(b, v));
+    }
+    // Domain-separated from the IT_RES id and bound to the chain.
+    assert.notEqual(work, id);
+    assert.notEqual(bytesToHex(workId('pouw-other', b)), work);
+    // sameWork takes signed messages too.
+    const sk = new Uint8Array(32).fill(9);
+    const m1 = await signItRes(CHAIN, b, sk, nobleEd25519);
+    const m2 = await signItRes(CHAIN, { ...b, time: 99n }, sk, nobleEd25519);
+    assert.ok(sameWork(m1, m2) && sameWork(m1, b) && !sameWork(m1, { ...b, batchId: 1 }));
   });
 
   it('fuzz: random and mutated bytes decode canonically or fail with DecodeError', () => {

@@ -1,7 +1,13 @@
 /**
  * IT_RES: the message a miner broadcasts after every iteration (DESIGN §4.4 step 6), signed with
- * its Ed25519 key over the domain-tagged body. Its id (the tagged hash of the body) is what blocks
- * name in `hashMsg` and what the message history's Merkle root is built over.
+ * its Ed25519 key over the domain-tagged body. Its id (the tagged hash of the body) is what the
+ * message history indexes and its Merkle root is built over, and what peers list in `peerMsgIds`.
+ *
+ * Blocks name an iteration by its *work id* instead (`workId`): the tagged hash of only the fields
+ * the work determines. The other fields (time, loss and accuracy bits within tolerance,
+ * residualHash, znbHash, the peer id list) are the miner's free choice, so if `hashMsg` named the
+ * IT_RES id, re-signing variants of one iteration would buy fresh headers for the same nonce range
+ * (ADR 0009, "hashMsg grinding").
  */
 import {
   ByteVectorType,
@@ -11,7 +17,7 @@ import {
   UintBigintType,
   UintNumberType,
 } from '@chainsafe/ssz';
-import { bytesToHex } from '../bytes.ts';
+import { bytesToHex, equalBytes } from '../bytes.ts';
 import { type CodecValue, defineCodec } from '../codec/codec.ts';
 import { taggedHash } from '../codec/domain.ts';
 import { bytes32 } from '../codec/ssz.ts';
@@ -60,6 +66,50 @@ export type ItRes = CodecValue<typeof ItRes>;
 
 export function itResId(chainId: string, body: ItResBody): Uint8Array {
   return taggedHash('pouw/itres/v1', chainId, ItResBody.encode(body));
+}
+
+/**
+ * What an iteration's work fixes: whose iteration of which task, on which batch, from which state
+ * (modelHash, i.e. n after the peer maps: the peer updates count by their effect on n, so which
+ * signed copy of a peer's message was listed does not matter), with which resulting map.
+ */
+export const ItResWork = defineCodec(
+  'ItResWork',
+  new ContainerType({
+    taskId: bytes32,
+    miner: bytes32,
+    epoch: new UintNumberType(2),
+    iteration: new UintNumberType(4),
+    batchId: new UintNumberType(4),
+    modelHash: bytes32,
+    map: new ListBasicType(new UintNumberType(4), MAX_MAP_ENTRIES),
+  }),
+);
+export type ItResWork = CodecValue<typeof ItResWork>;
+
+export function workOf(body: ItResBody): ItResWork {
+  const { taskId, miner, epoch, iteration, batchId, modelHash, map } = body;
+  return { taskId, miner, epoch, iteration, batchId, modelHash, map };
+}
+
+/**
+ * The work id of an IT_RES: H('pouw/work/v1' ‖ chainId ‖ SSZ(work fields)). A block's `hashMsg`,
+ * the key of the "already rewarded" set, and what two IT_RES of one (miner, iteration) are
+ * compared by.
+ */
+export function workId(chainId: string, body: ItResBody): Uint8Array {
+  return taggedHash('pouw/work/v1', chainId, ItResWork.encode(workOf(body)));
+}
+
+/**
+ * True when two IT_RES (or bodies) carry the same work: equal work fields, whatever their free
+ * fields and signatures. A history that already holds one IT_RES of a (miner, iteration) refuses
+ * any other; this tells a re-signed copy of the same work from different work (equivocation).
+ */
+export function sameWork(a: ItRes | ItResBody, b: ItRes | ItResBody): boolean {
+  const x = workOf('body' in a ? a.body : a);
+  const y = workOf('body' in b ? b.body : b);
+  return equalBytes(ItResWork.encode(x), ItResWork.encode(y));
 }
 
 export async function signItRes(

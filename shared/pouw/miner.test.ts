@@ -17,7 +17,7 @@ import type { BlockCandidate } from './candidate.ts';
 import { assignedBatch, batchIndices, batchTensors, type Dataset } from './dataset.ts';
 import type { Batch, GradientResult, LocalStepResult, TrainingEngine } from './engine.ts';
 import { initialWeights, SeededStream } from './init.ts';
-import { type ItRes, itResId, signItRes } from './itres.ts';
+import { type ItRes, itResId, signItRes, workId } from './itres.ts';
 import { modelHash, nonceAllowance, nonceBase, nonceOffset, residualHash } from './lattice.ts';
 import { Miner, type MinerOptions } from './miner.ts';
 import {
@@ -298,7 +298,7 @@ describe('Miner', () => {
       const lucky = c.lucky.body;
       const minerHex = bytesToHex(lucky.miner);
       assert.ok(await nobleEd25519.verify(lucky.miner, itResId(CHAIN, lucky), c.lucky.signature));
-      assert.ok(equalBytes(header.hashMsg, itResId(CHAIN, lucky)), 'hashMsg names the lucky IT_RES');
+      assert.ok(equalBytes(header.hashMsg, workId(CHAIN, lucky)), "hashMsg names the lucky IT_RES's work");
       assert.ok(meetsTarget(blockHash(CHAIN, header), header.bits), 'PoW');
       assert.equal(c.znbSource.body.iteration, lucky.iteration - def.znbLead);
       assert.ok(equalBytes(znbHash(CHAIN, header), c.znbSource.body.znbHash), 'ZNB');

@@ -4,18 +4,18 @@
  * earns, emitting a `BlockCandidate` with the proof bundle a verifier replays.
  *
  * Where the time goes, and how it is kept off the training critical path:
- *  - the residual lives on the device (engine.step returns only the sparse map: WebGPU, WebGL) or on
- *    the host (engine.gradient at the mirror's n plus one JS pass over |M| floats: wasm, cpu, where
- *    the device's dozens of element-wise kernels and per-map scatters cost more than the pass);
+ *  - the engine keeps n and the residual where they are cheapest (engine-tfjs.ts: JS arrays on cpu
+ *    and wasm, tensors on the GPUs) and returns only the sparse map; the miner's optional host
+ *    residual (`residual: 'host'`) takes plain gradients instead, as a verifier does;
  *  - the miner keeps a CPU mirror of n, updated from maps (O(map) per iteration);
- *  - the hashes over all of n (modelHash, nonce0) and the grinding live in a `MiningService`,
- *    which may run on another core (mining.ts); the model hash is requested before the step starts
- *    and collected after it; nonce0 and the grinding run beside the next iteration, at most
- *    `miningBacklog` jobs deep, so every earned nonce is hashed;
- *  - IT_RES ids use an injected digest (node:crypto, WebCrypto); signing is not awaited before the
- *    next iteration starts, and broadcasts stay in order.
- * Incoming peer messages are checked (task, membership, duplicates, map, signature) on arrival
- * and queued (bounded) until the next iteration applies them.
+ *  - everything else of an iteration lives in a `MiningService` (mining.ts), which may run on
+ *    another core: the hashes over all of n (modelHash, nonce0), the IT_RES's ids and signature
+ *    (`seal`, with the miner's key), the checks of received IT_RES (`check`) and the grinding. The
+ *    training thread hands over the map and the step's numbers and goes on; sealing and grinding run
+ *    beside the next iteration, at most `miningBacklog` jobs deep, so every earned nonce is hashed;
+ *    broadcasts stay in order.
+ * Incoming peer messages are checked (task, membership and duplicates here; map and signature by
+ * the service) on arrival and queued (bounded) until the next iteration applies them.
  */
 import { bytesToHex, equalBytes } from '../bytes.ts';
 import { blockHash } from '../chain/ids.ts';
@@ -26,12 +26,11 @@ import { WorkError } from '../errors.ts';
 import type { BlockCandidate } from './candidate.ts';
 import { assignedBatch, batchIndices, batchTensors, type Dataset } from './dataset.ts';
 import type { Batch, LocalStepResult, TrainingEngine } from './engine.ts';
-import type { CheckedItRes, ItRes, ItResBody } from './itres.ts';
+import type { CheckedItRes, ItRes } from './itres.ts';
 import { MAX_PEER_MSGS } from './itres.ts';
 import { nonceAllowance, residualHash } from './lattice.ts';
 import {
   type Digest,
-  itResIdWith,
   LocalMiningService,
   type MiningOutcome,
   type MiningService,
@@ -39,8 +38,9 @@ import {
   nobleDigest,
   residualHashWith,
   residualStepFast,
+  type Sealed,
 } from './mining.ts';
-import { applyMap, assertMap, isFlushIteration, residualStep, segmentStart } from './residual.ts';
+import { applyMap, isFlushIteration, residualStep, segmentStart } from './residual.ts';
 import {
   batchesPerEpoch,
   bitsToFloat32,
@@ -80,22 +80,25 @@ export interface MinerOptions {
   template: () => Block | undefined;
   transport: ItResTransport;
   onCandidate?: (candidate: BlockCandidate) => void;
-  /** The CPU side (mirror hashes, nonce0, grinding); default: a LocalMiningService on this thread. */
+  /**
+   * The CPU side of an iteration (mirror of n, model hash, IT_RES ids and signature, checks of
+   * received IT_RES, nonce0, grinding); default: a LocalMiningService on this thread holding the
+   * miner's key. A service without the key leaves signing to the miner.
+   */
   mining?: MiningService;
   /**
-   * SHA-256 for IT_RES ids (own and received) and for the default LocalMiningService: default
-   * noble; node:crypto under Node, WebCrypto in browsers are several times faster.
+   * SHA-256 for the default LocalMiningService and the residual commitment: default noble;
+   * node:crypto under Node, WebCrypto in browsers are several times faster.
    */
   digest?: Digest;
   /**
-   * Where the residual lives. 'device': the engine keeps n and r and returns only the map (best
-   * where transfers are dear: WebGPU, WebGL). 'host': the engine only computes gradients at the
-   * mirror's n (`gradient(n, batch)`), and r += g, thresholding and the flush run here in one pass
-   * over |M| floats; peer maps then need no device call and the flush no emulation (best where the
-   * "device" is this CPU). Both send byte-identical IT_RES on cpu and wasm (tests/pouw). 'auto'
-   * (default): host on the cpu and wasm backends, device elsewhere.
+   * Where the residual lives. 'device' (default): the engine keeps n and r and returns only the map
+   * (engine-tfjs.ts keeps them in JS arrays on cpu and wasm, on the GPU elsewhere). 'host': the
+   * engine only computes gradients at the mirror's n (`gradient(n, batch)`), and r += g,
+   * thresholding and the flush run here, as a verifier replays them. Both send byte-identical IT_RES
+   * on cpu and wasm (tests/pouw).
    */
-  residual?: 'device' | 'host' | 'auto';
+  residual?: 'device' | 'host';
   /**
    * Device residual only. True (default) when `engine.step(batch, true)` performs the flush itself.
    * False drives a flush iteration as state() + gradient() + residualStep() + setState().
@@ -150,13 +153,6 @@ interface PeerSeen {
   floor: number;
   seen: Set<number>;
   max: number;
-}
-
-/** Uint32Array → number[] (the SSZ value type); a plain loop is ~10× faster than Array.from here. */
-function toNumbers(a: Uint32Array): number[] {
-  const out = new Array<number>(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = a[i]!;
-  return out;
 }
 
 export class Miner {
@@ -243,9 +239,7 @@ export class Miner {
     );
     this.znb = new ZnbCommitments(opts.chainId, opts.task.znbLead);
     this.n = new Int32Array(this.parameterCount);
-    const residual = opts.residual ?? 'auto';
-    const hostBackend = opts.engine.backend === 'wasm' || opts.engine.backend === 'cpu';
-    if (residual === 'host' || (residual === 'auto' && hostBackend)) {
+    if (opts.residual === 'host') {
       this.hostR = new Float32Array(this.parameterCount);
       this.mapScratch = new Uint32Array(this.parameterCount);
     }
@@ -258,6 +252,8 @@ export class Miner {
         taskId: this.taskId,
         parameterCount: this.parameterCount,
         digest: this.digest,
+        ed: opts.identity.ed,
+        secretKey: opts.identity.secretKey,
       });
   }
 
@@ -310,7 +306,7 @@ export class Miner {
       throw new WorkError('ITRES_MALFORMED', 'IT_RES from a miner not assigned to this task');
     if (from === this.minerHex) return this.duplicate();
     if (this.alreadySeen(from, body.iteration)) return this.duplicate();
-    const checked = await this.check(msg);
+    const checked = await this.mining.check(msg);
     // Checked asynchronously: a copy may have been queued meanwhile.
     if (this.alreadySeen(from, body.iteration)) return this.duplicate();
     if (this.peerQueue.length >= (this.opts.maxQueuedPeerMessages ?? MAX_PEER_MSGS)) {
@@ -320,17 +316,6 @@ export class Miner {
     this.markSeen(from, body.iteration);
     this.peerQueue.push(checked);
     return 'queued';
-  }
-
-  /** The checks of itres.ts `checkItRes` (map well formed, signature), hashing with the injected digest. */
-  private async check(msg: ItRes): Promise<CheckedItRes> {
-    const map = Uint32Array.from(msg.body.map);
-    assertMap(map, this.parameterCount);
-    const id = await itResIdWith(this.digest, this.opts.chainId, msg.body);
-    if (!(await this.opts.identity.ed.verify(msg.body.miner, id, msg.signature))) {
-      throw new WorkError('ITRES_BAD_SIGNATURE', 'IT_RES signature does not verify for its miner');
-    }
-    return { msg, id, idHex: bytesToHex(id), map };
   }
 
   private duplicate(): 'duplicate' {
@@ -386,56 +371,28 @@ export class Miner {
       batchIndices(this.taskId, epoch, batchId, this.def.trainSize, this.def.batchSize),
     );
 
-    // 1. Peer maps not yet applied: mirror, mining service and device (the device calls queue up).
+    // 1. Peer maps not yet applied: mirror, mining service and engine (the engine calls queue up).
     const peers = this.peerQueue.splice(0, MAX_PEER_MSGS);
     const deviceWork: Promise<void>[] = [];
     for (const p of peers) {
       applyMap(this.n, p.map);
       this.mining.apply(p.map);
-      // Host residual: the device holds no n (it gets the mirror's n with every gradient call).
+      // Host residual: the engine holds no n (it gets the mirror's n with every gradient call).
       if (this.hostR === undefined) deviceWork.push(engine.applyMap(p.map));
     }
-    // 2. modelHash = H(taskId ‖ n), computed beside the device step.
-    const modelHashP = this.mining.modelHash();
-    // 3-4. Gradient, residual and map on the device (a flush in the last iteration of a segment).
+    // 3-4. Gradient, residual and map (a flush in the last iteration of a segment).
     const flush = isFlushIteration(i, this.def.segmentLength);
-    const [, step, modelHash] = await Promise.all([
-      Promise.all(deviceWork),
-      this.step(batch, flush),
-      modelHashP,
-    ]);
+    const [, step] = await Promise.all([Promise.all(deviceWork), this.step(batch, flush)]);
     applyMap(this.n, step.map);
 
-    // 6. IT_RES, committing to the template it will mine with at i + k.
+    // 6. IT_RES, committing to the template it will mine with at i + k; 7. the template committed at
+    // i − k, if the tip has not changed since.
     const current = this.opts.template();
     let znbHash = ZERO32;
     if (current !== undefined) {
       znbHash = this.znb.commit(i, current.header);
       this.templates.set(i, current);
     }
-    const body: ItResBody = {
-      taskId: this.taskId,
-      miner: this.opts.identity.publicKey,
-      epoch,
-      iteration: i,
-      batchId,
-      modelHash,
-      residualHash: await this.residualCommitment(flush),
-      peerMsgIds: peers.map((p) => p.id),
-      map: toNumbers(step.map),
-      loss: float32Bits(step.loss),
-      accuracy: float32Bits(step.accuracy),
-      znbHash,
-      time: this.opts.clock(),
-    };
-    const id = await itResIdWith(this.digest, this.opts.chainId, body);
-    const { ed, secretKey } = this.opts.identity;
-    const signed = ed.sign(secretKey, id).then((signature): ItRes => ({ body, signature }));
-    this.history.set(i, signed);
-    this.outbox = this.outbox.then(async () => this.opts.transport.broadcast(await signed));
-    this.track(this.outbox);
-
-    // 7. Mine with the template committed at i − k, if the tip has not changed since.
     const header = current === undefined ? undefined : this.znb.templateFor(i, current.header.prevHash);
     const block = header === undefined ? undefined : this.templates.get(i - this.def.znbLead);
     if (current !== undefined && !equalBytes(current.header.prevHash, this.tip)) {
@@ -444,12 +401,30 @@ export class Miner {
     }
     const backlog = this.opts.miningBacklog ?? 8;
     while (this.jobs.length >= backlog) await this.jobs.shift();
-    const job = this.mining.submit({
-      iteration: i,
+    // 2 and 6-7 in the service: modelHash of the mirror before this map (n after the peer maps),
+    // the body, its id, its work id (the header's hashMsg), the signature; nonce0 and grinding.
+    const { sealed, mined: job } = this.mining.seal({
+      fields: {
+        taskId: this.taskId,
+        miner: this.opts.identity.publicKey,
+        epoch,
+        iteration: i,
+        batchId,
+        residualHash: await this.residualCommitment(flush),
+        peerMsgIds: peers.map((p) => p.id),
+        loss: float32Bits(step.loss),
+        accuracy: float32Bits(step.accuracy),
+        znbHash,
+        time: this.opts.clock(),
+      },
       map: step.map,
       count: this.allowance,
-      ...(block === undefined ? {} : { template: { header: block.header, hashMsg: id } }),
+      ...(block === undefined ? {} : { template: block.header }),
     });
+    const signed = sealed.then((s) => this.signed(s));
+    this.history.set(i, signed);
+    this.outbox = this.outbox.then(async () => this.opts.transport.broadcast(await signed));
+    this.track(this.outbox);
     const settled = job.then(
       () => undefined,
       () => undefined,
@@ -461,7 +436,9 @@ export class Miner {
     });
     if (block !== undefined) {
       const proof = this.proofMessages(i);
-      this.track(job.then((outcome) => this.onMined(outcome, block, id, proof)));
+      this.track(
+        Promise.all([job, sealed]).then(([outcome, s]) => this.onMined(outcome, block, s.work, proof)),
+      );
     } else {
       this.track(job);
     }
@@ -520,6 +497,13 @@ export class Miner {
     applyMap(state.n, map);
     await engine.setState(state.n);
     return { map, loss: g.loss, accuracy: g.accuracy };
+  }
+
+  /** The sealed IT_RES, signed here if the service does not hold the key. */
+  private async signed(s: Sealed): Promise<ItRes> {
+    if (s.signature !== undefined) return { body: s.body, signature: s.signature };
+    const { ed, secretKey } = this.opts.identity;
+    return { body: s.body, signature: await ed.sign(secretKey, s.id) };
   }
 
   private async residualCommitment(flush: boolean): Promise<Uint8Array> {

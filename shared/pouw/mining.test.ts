@@ -4,12 +4,14 @@ import { blockHash } from '../chain/ids.ts';
 import { meetsTarget, targetToBits } from '../chain/pow.ts';
 import type { BlockHeader } from '../chain/types.ts';
 import { SeededStream } from './init.ts';
-import { itResId } from './itres.ts';
+import { nobleEd25519 } from '../crypto/ed25519.ts';
+import { itResId, signItRes, workId } from './itres.ts';
 import { modelHash, nonceAt, nonceBase, nonceOffset, residualHash } from './lattice.ts';
 import {
   connectMiningPort,
   HeaderGrinder,
   headerLayout,
+  type ItResFields,
   itResIdWith,
   LocalMiningService,
   type MiningService,
@@ -21,6 +23,7 @@ import {
   residualStepFast,
   serveMiningPort,
   webCryptoDigest,
+  workIdWith,
 } from './mining.ts';
 import { residualStep } from './residual.ts';
 
@@ -105,7 +108,7 @@ describe('header grinding', () => {
 });
 
 describe('hashes over n through a pluggable digest', () => {
-  it('modelHashWith, nonceBaseWith and itResIdWith equal lattice.ts and itres.ts (noble and WebCrypto)', async () => {
+  it('modelHashWith, nonceBaseWith, itResIdWith and workIdWith equal lattice.ts and itres.ts (noble and WebCrypto)', async () => {
     const n = randomInt32(5000, 1);
     const map = Uint32Array.from([3, 0x80000009, 77]);
     const taskId = fill(5);
@@ -133,10 +136,12 @@ describe('hashes over n through a pluggable digest', () => {
       time: 99n,
     };
     assert.equal(bytesToHex(await itResIdWith(nobleDigest, CHAIN, body)), bytesToHex(itResId(CHAIN, body)));
+    assert.equal(bytesToHex(await workIdWith(nobleDigest, CHAIN, body)), bytesToHex(workId(CHAIN, body)));
     const subtle = globalThis.crypto?.subtle;
     if (subtle !== undefined) {
       const wc = webCryptoDigest(subtle);
       assert.equal(bytesToHex(await itResIdWith(wc, CHAIN, body)), bytesToHex(itResId(CHAIN, body)));
+      assert.equal(bytesToHex(await workIdWith(wc, CHAIN, body)), bytesToHex(workId(CHAIN, body)));
       assert.equal(
         bytesToHex(await modelHashWith(wc, CHAIN, taskId, n)),
         bytesToHex(modelHash(CHAIN, taskId, n)),
@@ -146,8 +151,28 @@ describe('hashes over n through a pluggable digest', () => {
   });
 });
 
-async function exerciseService(service: MiningService, parameterCount: number) {
+const SECRET = new Uint8Array(32).fill(21);
+
+function fields(iteration: number, miner: Uint8Array): ItResFields {
+  return {
+    taskId: fill(5),
+    miner,
+    epoch: 0,
+    iteration,
+    batchId: 3,
+    residualHash: fill(8),
+    peerMsgIds: [fill(9)],
+    loss: 1,
+    accuracy: 2,
+    znbHash: fill(10),
+    time: 123n,
+  };
+}
+
+/** Calls in order, checked against the reference functions; `signs`: the service holds the key. */
+async function exerciseService(service: MiningService, parameterCount: number, signs: boolean) {
   const taskId = fill(5);
+  const miner = await nobleEd25519.getPublicKey(SECRET);
   const n = randomInt32(parameterCount, 2);
   service.reset(n);
   const peer = Uint32Array.from([1, 0x80000002]);
@@ -159,33 +184,56 @@ async function exerciseService(service: MiningService, parameterCount: number) {
   const own = Uint32Array.from([0x80000000, 5]);
   const bits = targetToBits(1n << 250n);
   const tpl = header(bits);
-  const job = service.submit({
-    iteration: 0,
-    map: own,
-    count: 400,
-    template: { header: tpl, hashMsg: fill(7) },
-  });
-  // A peer map arriving after submit must not change that job's nonce0.
+  const job = service.seal({ fields: fields(0, miner), map: own, count: 400, template: tpl });
+  // A peer map arriving after seal must not change that iteration's modelHash or nonce0.
   service.apply(Uint32Array.from([3]));
   const h2 = service.modelHash();
+  const before = expected.slice();
   assert.equal(bytesToHex(await h1), bytesToHex(modelHash(CHAIN, taskId, expected)));
   expected[0]! += 1;
   expected[5]! -= 1;
-  const outcome = await job;
+  // Sealed: the body carries the hash of n before the own map; ids and signature as the references.
+  const sealed = await job.sealed;
+  assert.equal(bytesToHex(sealed.body.modelHash), bytesToHex(modelHash(CHAIN, taskId, before)));
+  assert.deepEqual(sealed.body.map, Array.from(own));
+  assert.equal(sealed.body.time, 123n);
+  assert.equal(bytesToHex(sealed.id), bytesToHex(itResId(CHAIN, sealed.body)));
+  assert.equal(bytesToHex(sealed.work), bytesToHex(workId(CHAIN, sealed.body)));
+  if (signs) assert.ok(await nobleEd25519.verify(miner, sealed.id, sealed.signature!));
+  else assert.equal(sealed.signature, undefined);
+  const outcome = await job.mined;
   assert.equal(bytesToHex(outcome.nonce0!), bytesToHex(nonceBase(CHAIN, expected, own)));
   expected[3]! -= 1;
   assert.equal(bytesToHex(await h2), bytesToHex(modelHash(CHAIN, taskId, expected)));
-  // The outcome agrees with the reference: first nonce in range that meets the target.
+  // The outcome agrees with the reference, the header naming the work id: the first nonce in range
+  // that meets the target.
   let first = -1;
   for (let i = 0; i < 400 && first < 0; i++) {
-    if (meetsTarget(blockHash(CHAIN, { ...tpl, hashMsg: fill(7), nonce: nonceAt(outcome.nonce0!, i) }), bits))
-      first = i;
+    const h = { ...tpl, hashMsg: sealed.work, nonce: nonceAt(outcome.nonce0!, i) };
+    if (meetsTarget(blockHash(CHAIN, h), bits)) first = i;
   }
   assert.equal(outcome.hit?.offset ?? -1, first);
   assert.equal(outcome.tried, first < 0 ? 400 : first + 1);
+  // Without a template: sealed, nothing mined.
+  const quiet = service.seal({ fields: fields(1, miner), map: new Uint32Array(0), count: 400 });
+  assert.equal((await quiet.mined).tried, 0);
+  assert.equal((await quiet.sealed).body.iteration, 1);
   const stats = await service.stats();
-  assert.equal(stats.jobs, 1);
+  assert.equal(stats.jobs, 2);
   assert.equal(stats.hits, first < 0 ? 0 : 1);
+  // Checks of received IT_RES: the id back for a good one, typed errors for bad ones.
+  const msg = await signItRes(CHAIN, { ...sealed.body, map: [1, 7] }, SECRET, nobleEd25519);
+  const checked = await service.check(msg);
+  assert.equal(checked.idHex, bytesToHex(itResId(CHAIN, msg.body)));
+  assert.deepEqual(Array.from(checked.map), [1, 7]);
+  await assert.rejects(() => service.check({ ...msg, signature: new Uint8Array(64) }), {
+    name: 'WorkError',
+    code: 'ITRES_BAD_SIGNATURE',
+  });
+  await assert.rejects(() => service.check({ ...msg, body: { ...msg.body, map: [7, 1] } }), {
+    name: 'WorkError',
+    code: 'MAP_NOT_SORTED',
+  });
 }
 
 describe('host residual', () => {
@@ -228,26 +276,31 @@ describe('host residual', () => {
 });
 
 describe('mining service', () => {
-  it('local: model hash and nonce0 follow the order of calls; grinding matches the reference', async () => {
-    const service = new LocalMiningService({
-      chainId: CHAIN,
-      taskId: fill(5),
-      parameterCount: 1000,
-      chunk: 37,
-    });
-    await exerciseService(service, 1000);
+  it('local: model hash, sealing and nonce0 follow the order of calls; grinding matches the reference', async () => {
+    for (const secretKey of [SECRET, undefined]) {
+      const service = new LocalMiningService({
+        chainId: CHAIN,
+        taskId: fill(5),
+        parameterCount: 1000,
+        chunk: 37,
+        ed: nobleEd25519,
+        ...(secretKey === undefined ? {} : { secretKey }),
+      });
+      await exerciseService(service, 1000, secretKey !== undefined);
+    }
   });
 
-  it('behind a MessagePort (a worker in production): the same results', async () => {
+  it('behind a MessagePort (a worker in production): the same results, typed errors included', async () => {
     const channel = new MessageChannel();
-    serveMiningPort(channel.port2 as unknown as PortLike, { chunk: 50 });
+    serveMiningPort(channel.port2 as unknown as PortLike, { chunk: 50, ed: nobleEd25519 });
     const service = connectMiningPort(channel.port1 as unknown as PortLike, {
       chainId: CHAIN,
       taskId: fill(5),
       parameterCount: 1000,
+      secretKey: SECRET,
     });
     try {
-      await exerciseService(service, 1000);
+      await exerciseService(service, 1000, true);
     } finally {
       service.close();
       channel.port1.close();
@@ -263,9 +316,11 @@ describe('mining service', () => {
       chunk: 10,
       maxBacklog: 2,
     });
-    const tpl = { header: header(targetToBits(1n)), hashMsg: fill(7) };
-    const jobs = [0, 1, 2, 3, 4].map((iteration) =>
-      service.submit({ iteration, map: new Uint32Array(0), count: 50, template: tpl }),
+    const tpl = header(targetToBits(1n));
+    const jobs = [0, 1, 2, 3, 4].map(
+      (iteration) =>
+        service.seal({ fields: fields(iteration, fill(6)), map: new Uint32Array(0), count: 50, template: tpl })
+          .mined,
     );
     const outcomes = await Promise.all(jobs);
     assert.deepEqual(
@@ -288,9 +343,12 @@ describe('mining service', () => {
       parameterCount: 10,
       chunk: 10,
     });
-    const old = { header: header(targetToBits(1n)), hashMsg: fill(7) };
-    const a = service.submit({ iteration: 0, map: new Uint32Array(0), count: 30, template: old });
-    const b = service.submit({ iteration: 1, map: new Uint32Array(0), count: 30, template: old });
+    const old = header(targetToBits(1n));
+    const job = (iteration: number) =>
+      service.seal({ fields: fields(iteration, fill(6)), map: new Uint32Array(0), count: 30, template: old })
+        .mined;
+    const a = job(0);
+    const b = job(1);
     service.dropStale(fill(0xee));
     assert.equal((await a).tried, 30, 'the job already grinding finishes');
     assert.equal((await b).dropped, true);

@@ -19,13 +19,14 @@
  * expensive hashes and the grinding run on another core beside the next training step.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
-import { equalBytes } from '../bytes.ts';
+import { bytesToHex, equalBytes } from '../bytes.ts';
 import { bitsToTarget } from '../chain/pow.ts';
 import { BlockHeader } from '../chain/types.ts';
 import { domainPrefix } from '../codec/domain.ts';
-import { WorkError } from '../errors.ts';
-import { ItResBody } from './itres.ts';
-import { applyMap } from './residual.ts';
+import { defaultEd25519, type Ed25519 } from '../crypto/ed25519.ts';
+import { isPouwError, type Verdict, WorkError, type WorkErrorCode } from '../errors.ts';
+import { type CheckedItRes, ItRes, ItResBody, ItResWork, workOf } from './itres.ts';
+import { applyMap, assertMap, thresholdInto } from './residual.ts';
 
 // ---------------------------------------------------------------------------------------------
 // SHA-256 core (FIPS 180-4), on big-endian words held as int32.
@@ -464,8 +465,8 @@ export function nonceBaseWith(
 
 /**
  * residual.ts `residualStep`, bit for bit, without per-entry allocation: r += g (each sum rounded
- * to float32 by the store), threshold at τ (τ/2 when flushing), r −= sign·τ, then r = 0 after a
- * flush. Entries go into `scratch` (|M| words, reused); returns a copy of the used part.
+ * to float32), threshold at τ (τ/2 when flushing), r −= sign·τ, then r = 0 after a flush. Entries
+ * go into `scratch` (|M| words, reused); returns a copy of the used part.
  */
 export function residualStepFast(
   r: Float32Array,
@@ -474,23 +475,18 @@ export function residualStepFast(
   flush: boolean,
   scratch: Uint32Array,
 ): Uint32Array {
-  const threshold = flush ? tau / 2 : tau;
-  const neg = -threshold;
-  let k = 0;
-  const m = r.length;
-  for (let j = 0; j < m; j++) {
-    r[j] = r[j]! + g[j]!;
-    const v = r[j]!;
-    if (v > threshold) {
-      scratch[k++] = (j | 0x80000000) >>> 0;
-      r[j] = v - tau;
-    } else if (v < neg) {
-      scratch[k++] = j;
-      r[j] = v + tau;
-    }
-  }
+  const k = thresholdInto(r, 0, g, tau, flush ? tau / 2 : tau, scratch, 0);
   if (flush) r.fill(0);
   return scratch.slice(0, k);
+}
+
+/** itres.ts `workId` (the tagged hash of the encoded work fields), through `digest`. */
+export function workIdWith(
+  digest: Digest,
+  chainId: string,
+  body: ItResBody,
+): Uint8Array | Promise<Uint8Array> {
+  return digest([domainPrefix('pouw/work/v1', chainId), ItResWork.encode(workOf(body))]);
 }
 
 /** itres.ts `itResId` (the tagged hash of the encoded body), through `digest`. */
@@ -505,14 +501,40 @@ export function itResIdWith(
 // ---------------------------------------------------------------------------------------------
 // The mining service.
 
-export interface MiningJob {
-  iteration: number;
-  /** This iteration's own map: the service applies it to its mirror of n before deriving nonce0. */
+/** Uint32Array → number[] (the SSZ value type); a plain loop is ~10× faster than Array.from here. */
+export function toNumbers(a: Uint32Array): number[] {
+  const out = new Array<number>(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i]!;
+  return out;
+}
+
+/** The IT_RES fields the miner fills in; the service adds modelHash (from its mirror) and the map. */
+export type ItResFields = Omit<ItResBody, 'modelHash' | 'map'>;
+
+export interface SealRequest {
+  fields: ItResFields;
+  /** This iteration's own map (encoded, ascending). */
   map: Uint32Array;
-  /** What to mine, if anything: the template committed k iterations earlier and this IT_RES id. */
-  template?: { header: BlockHeader; hashMsg: Uint8Array };
+  /** The template committed k iterations earlier, if this iteration mines. */
+  template?: BlockHeader;
   /** Nonces this iteration earned (nonceAllowance). */
   count: number;
+}
+
+export interface Sealed {
+  body: ItResBody;
+  /** The IT_RES id (what is signed and what peers list). */
+  id: Uint8Array;
+  /** The work id (itres.ts `workId`): the hashMsg of a block this iteration finds. */
+  work: Uint8Array;
+  /** The signature over `id`, when the service holds the miner's key (else the miner signs). */
+  signature?: Uint8Array;
+}
+
+export interface SealedJob {
+  sealed: Promise<Sealed>;
+  /** The grinding of the iteration's nonces (nothing tried without a template). */
+  mined: Promise<MiningOutcome>;
 }
 
 export interface MiningOutcome {
@@ -535,9 +557,11 @@ export interface MiningStats {
 }
 
 /**
- * The CPU side of an iteration, kept off the device and, where it is remote, off the training
- * thread. Calls are applied in order: `modelHash()` hashes n as of the calls before it; `submit`
- * applies the job's map, fixes nonce0 from that n at once, and grinds later.
+ * The CPU side of an iteration, off the device and, where it is remote (a worker), off the
+ * training thread: the mirror of n, the hashes over it, the IT_RES's ids and signature, the checks
+ * of received IT_RES, nonce0 and grinding. Calls are applied in order: `modelHash()` hashes n as of
+ * the calls before it; `seal` hashes the mirror, then applies the iteration's map, fixes nonce0 from
+ * that n at once, and grinds later.
  */
 export interface MiningService {
   /** Replaces the mirror of n (start, resync). */
@@ -546,8 +570,16 @@ export interface MiningService {
   apply(map: Uint32Array): void;
   /** modelHash of n now (lattice.ts). */
   modelHash(): Promise<Uint8Array>;
-  /** n += job.map; then nonce0 = nonceBase(n, map) and grinding, if the job has a template. */
-  submit(job: MiningJob): Promise<MiningOutcome>;
+  /**
+   * A received IT_RES: its map well formed for |M| (MAP_* errors) and its signature valid for its
+   * miner (ITRES_BAD_SIGNATURE); the other rules (task, membership, duplicates) are the caller's.
+   */
+  check(msg: ItRes): Promise<CheckedItRes>;
+  /**
+   * Seals an iteration: body = fields + modelHash(mirror) + map, its id, work id and (with the key)
+   * signature; then n += map, nonce0 = nonceBase(n, map) and grinding, if there is a template.
+   */
+  seal(req: SealRequest): SealedJob;
   /** Drops queued jobs whose template is not on `tip` (after a tip change). */
   dropStale(tip: Uint8Array): void;
   stats(): Promise<MiningStats>;
@@ -558,8 +590,15 @@ export interface MiningServiceOptions {
   chainId: string;
   taskId: Uint8Array;
   parameterCount: number;
-  /** SHA-256 for the large hashes over n (default noble). */
+  /** SHA-256 for the hashes over n and the IT_RES ids (default noble). */
   digest?: Digest;
+  /** Ed25519 for the checks of received IT_RES and for signing (default: `defaultEd25519()`). */
+  ed?: Ed25519 | Promise<Ed25519>;
+  /**
+   * The miner's Ed25519 seed: with it the service signs what it seals (a worker then signs off the
+   * training thread); without it `Sealed.signature` is left to the miner.
+   */
+  secretKey?: Uint8Array;
   /** Nonces per slice between yields (default 512, ≈ 0.5 ms). */
   chunk?: number;
   /**
@@ -572,8 +611,11 @@ export interface MiningServiceOptions {
 }
 
 interface QueuedJob {
-  job: MiningJob;
+  iteration: number;
+  template: BlockHeader;
+  count: number;
   nonce0: Uint8Array | Promise<Uint8Array>;
+  hashMsg: Promise<Uint8Array>;
   resolve: (o: MiningOutcome) => void;
   reject: (e: unknown) => void;
 }
@@ -581,6 +623,7 @@ interface QueuedJob {
 export class LocalMiningService implements MiningService {
   private n: Int32Array;
   private readonly digest: Digest;
+  private edImpl: Promise<Ed25519> | undefined;
   private readonly chunk: number;
   private readonly yieldToEvents: () => Promise<void>;
   private readonly maxBacklog: number;
@@ -595,6 +638,11 @@ export class LocalMiningService implements MiningService {
     this.chunk = opts.chunk ?? 512;
     this.yieldToEvents = opts.yieldToEvents ?? (() => Promise.resolve());
     this.maxBacklog = opts.maxBacklog ?? 16;
+  }
+
+  private get ed(): Promise<Ed25519> {
+    this.edImpl ??= Promise.resolve(this.opts.ed ?? defaultEd25519());
+    return this.edImpl;
   }
 
   reset(n: Int32Array): void {
@@ -619,33 +667,67 @@ export class LocalMiningService implements MiningService {
     return this.n.slice();
   }
 
-  submit(job: MiningJob): Promise<MiningOutcome> {
-    applyMap(this.n, job.map);
+  async check(msg: ItRes): Promise<CheckedItRes> {
+    const map = Uint32Array.from(msg.body.map);
+    assertMap(map, this.opts.parameterCount);
+    const id = await itResIdWith(this.digest, this.opts.chainId, msg.body);
+    const ed = await this.ed;
+    if (!(await ed.verify(msg.body.miner, id, msg.signature)))
+      throw new WorkError('ITRES_BAD_SIGNATURE', 'IT_RES signature does not verify for its miner');
+    return { msg, id, idHex: bytesToHex(id), map };
+  }
+
+  seal(req: SealRequest): SealedJob {
+    const { chainId, taskId } = this.opts;
+    const iteration = req.fields.iteration;
+    // Both digests read the mirror before returning: the model hash before this map, nonce0 after.
+    const hashed = modelHashWith(this.digest, chainId, taskId, this.n);
+    applyMap(this.n, req.map);
     this.counters.jobs++;
-    if (job.template === undefined || job.count <= 0)
-      return Promise.resolve({ iteration: job.iteration, tried: 0 });
-    // nonce0 is fixed now, from n right after this map (later peer maps must not change it).
-    const nonce0 = nonceBaseWith(this.digest, this.opts.chainId, this.n, job.map);
-    const done = new Promise<MiningOutcome>((resolve, reject) =>
-      this.queue.push({ job, nonce0, resolve, reject }),
+    const sealed = this.sealBody(req, hashed);
+    if (req.template === undefined || req.count <= 0)
+      return { sealed, mined: Promise.resolve({ iteration, tried: 0 }) };
+    const nonce0 = nonceBaseWith(this.digest, chainId, this.n, req.map);
+    const mined = new Promise<MiningOutcome>((resolve, reject) =>
+      this.queue.push({
+        iteration,
+        template: req.template!,
+        count: req.count,
+        nonce0,
+        hashMsg: sealed.then((s) => s.work),
+        resolve,
+        reject,
+      }),
     );
     // Bounded backlog: drop the oldest waiting job (the one at the head may be grinding).
     while (this.queue.length > this.maxBacklog + 1) {
       const old = this.queue.splice(this.running ? 1 : 0, 1)[0]!;
       this.counters.dropped++;
-      old.resolve({ iteration: old.job.iteration, tried: 0, dropped: true });
+      old.resolve({ iteration: old.iteration, tried: 0, dropped: true });
     }
     if (!this.running) void this.pump();
-    return done;
+    return { sealed, mined };
+  }
+
+  private async sealBody(req: SealRequest, hashed: Uint8Array | Promise<Uint8Array>): Promise<Sealed> {
+    const { chainId } = this.opts;
+    const body: ItResBody = { ...req.fields, modelHash: await hashed, map: toNumbers(req.map) };
+    const [id, work] = await Promise.all([
+      itResIdWith(this.digest, chainId, body),
+      workIdWith(this.digest, chainId, body),
+    ]);
+    if (this.opts.secretKey === undefined) return { body, id, work };
+    const ed = await this.ed;
+    return { body, id, work, signature: await ed.sign(this.opts.secretKey, id) };
   }
 
   dropStale(tip: Uint8Array): void {
     for (let i = this.queue.length - 1; i >= (this.running ? 1 : 0); i--) {
       const q = this.queue[i]!;
-      if (!equalBytes(q.job.template!.header.prevHash, tip)) {
+      if (!equalBytes(q.template.prevHash, tip)) {
         this.queue.splice(i, 1);
         this.counters.dropped++;
-        q.resolve({ iteration: q.job.iteration, tried: 0, dropped: true });
+        q.resolve({ iteration: q.iteration, tried: 0, dropped: true });
       }
     }
   }
@@ -656,7 +738,7 @@ export class LocalMiningService implements MiningService {
 
   close(): void {
     this.closed = true;
-    for (const q of this.queue.splice(0)) q.resolve({ iteration: q.job.iteration, tried: 0, dropped: true });
+    for (const q of this.queue.splice(0)) q.resolve({ iteration: q.iteration, tried: 0, dropped: true });
   }
 
   private async pump(): Promise<void> {
@@ -677,21 +759,19 @@ export class LocalMiningService implements MiningService {
   }
 
   private async grindJob(q: QueuedJob): Promise<MiningOutcome> {
-    const { job } = q;
-    const nonce0 = await q.nonce0;
-    const t = job.template!;
-    const grinder = new HeaderGrinder(this.opts.chainId, t.header, t.hashMsg, nonce0);
+    const [nonce0, hashMsg] = await Promise.all([q.nonce0, q.hashMsg]);
+    const grinder = new HeaderGrinder(this.opts.chainId, q.template, hashMsg, nonce0);
     let hit: GrindHit | undefined;
-    for (let from = 0; from < job.count && hit === undefined; from += this.chunk) {
+    for (let from = 0; from < q.count && hit === undefined; from += this.chunk) {
       if (from > 0) {
         await this.yieldToEvents();
         if (this.closed) break;
       }
-      hit = grinder.grind(from, Math.min(this.chunk, job.count - from));
+      hit = grinder.grind(from, Math.min(this.chunk, q.count - from));
     }
     this.counters.tried += grinder.tried;
     if (hit !== undefined) this.counters.hits++;
-    return { iteration: job.iteration, tried: grinder.tried, nonce0, ...(hit === undefined ? {} : { hit }) };
+    return { iteration: q.iteration, tried: grinder.tried, nonce0, ...(hit === undefined ? {} : { hit }) };
   }
 }
 
@@ -705,43 +785,61 @@ export interface PortLike {
 }
 
 type Request =
-  | { t: 'init'; chainId: string; taskId: Uint8Array; parameterCount: number }
+  | { t: 'init'; chainId: string; taskId: Uint8Array; parameterCount: number; secretKey?: Uint8Array }
   | { t: 'reset'; n: Int32Array }
   | { t: 'apply'; map: Uint32Array }
   | { t: 'hash'; id: number }
-  | { t: 'submit'; id: number; job: MiningJob }
+  | { t: 'check'; id: number; msg: Uint8Array }
+  | { t: 'seal'; sealedId: number; minedId: number; req: SealRequest }
   | { t: 'dropStale'; tip: Uint8Array }
   | { t: 'stats'; id: number }
   | { t: 'close' };
 
-type Reply =
-  | { id: number; ok: true; value: unknown }
-  | { id: number; ok: false; error: { name: string; code?: string; message: string } };
+/** What a seal reply carries: the body is the request's fields and map plus this modelHash. */
+type SealedReply = Omit<Sealed, 'body'> & { modelHash: Uint8Array };
+
+interface ErrorInfo {
+  name: string;
+  code?: string;
+  verdict?: Verdict;
+  detail?: Record<string, unknown>;
+  message: string;
+}
+
+type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: ErrorInfo };
+
+function errorInfo(e: unknown): ErrorInfo {
+  if (isPouwError(e))
+    return { name: e.name, code: e.code, verdict: e.verdict, detail: e.detail, message: e.message };
+  const err = e as { name?: string; code?: string; message?: string };
+  return {
+    name: err.name ?? 'Error',
+    ...(err.code === undefined ? {} : { code: err.code }),
+    message: err.message ?? String(e),
+  };
+}
+
+/** The error a reply carries, as the typed error it was where that is a WorkError. */
+function fromErrorInfo(info: ErrorInfo): Error {
+  if (info.name === 'WorkError' && info.code !== undefined)
+    return new WorkError(info.code as WorkErrorCode, info.message, info.verdict, info.detail);
+  return Object.assign(new Error(info.message), { name: info.name, code: info.code });
+}
 
 /**
- * Serves a `LocalMiningService` on `port` (run inside the worker). `digest` and `yieldToEvents`
- * come from the host: in a worker the yield must be a macrotask so hash requests overtake grinding.
+ * Serves a `LocalMiningService` on `port` (run inside the worker). `digest`, `ed` and
+ * `yieldToEvents` come from the host: in a worker the yield must be a macrotask so requests
+ * (checks, seals) overtake grinding. The miner's key, if it is to sign here, comes with `init`.
  */
 export function serveMiningPort(
   port: PortLike,
-  host: Pick<MiningServiceOptions, 'digest' | 'chunk' | 'yieldToEvents' | 'maxBacklog'> = {},
+  host: Pick<MiningServiceOptions, 'digest' | 'ed' | 'chunk' | 'yieldToEvents' | 'maxBacklog'> = {},
 ): void {
   let service: LocalMiningService | undefined;
   const reply = (id: number, p: Promise<unknown>) => {
     p.then(
       (value) => port.postMessage({ id, ok: true, value } satisfies Reply),
-      (e: unknown) => {
-        const err = e as { name?: string; code?: string; message?: string };
-        port.postMessage({
-          id,
-          ok: false,
-          error: {
-            name: err.name ?? 'Error',
-            ...(err.code === undefined ? {} : { code: err.code }),
-            message: err.message ?? String(e),
-          },
-        } satisfies Reply);
-      },
+      (e: unknown) => port.postMessage({ id, ok: false, error: errorInfo(e) } satisfies Reply),
     );
   };
   const need = () => {
@@ -759,6 +857,7 @@ export function serveMiningPort(
           chainId: m.chainId,
           taskId: m.taskId,
           parameterCount: m.parameterCount,
+          ...(m.secretKey === undefined ? {} : { secretKey: m.secretKey }),
         });
         break;
       case 'reset':
@@ -770,9 +869,35 @@ export function serveMiningPort(
       case 'hash':
         reply(m.id, need().modelHash());
         break;
-      case 'submit':
-        reply(m.id, need().submit(m.job));
+      case 'check': {
+        // The message comes encoded and only its id goes back: structured-cloning the map as a
+        // JS array costs the training thread ~0.1 µs per entry each way.
+        const svc = need();
+        reply(
+          m.id,
+          Promise.resolve()
+            .then(() => svc.check(ItRes.decode(m.msg)))
+            .then((c) => c.id),
+        );
         break;
+      }
+      case 'seal': {
+        // The caller rebuilds the body from its request: only the new fields go back.
+        const job = need().seal(m.req);
+        reply(
+          m.sealedId,
+          job.sealed.then(
+            (x): SealedReply => ({
+              modelHash: x.body.modelHash,
+              id: x.id,
+              work: x.work,
+              ...(x.signature === undefined ? {} : { signature: x.signature }),
+            }),
+          ),
+        );
+        reply(m.minedId, job.mined);
+        break;
+      }
       case 'dropStale':
         need().dropStale(m.tip);
         break;
@@ -788,18 +913,14 @@ export function serveMiningPort(
 }
 
 /**
- * The miner's side of `serveMiningPort`. With `localModelHash` (a fast digest: node:crypto, or
- * WebCrypto, which hashes off-thread anyway) the proxy keeps its own mirror of n and answers
- * `modelHash()` itself, so the training critical path never waits on the worker (a busy or
- * deprioritized worker then only delays grinding); nonce0 and grinding stay on the worker.
+ * The miner's side of `serveMiningPort`. With `secretKey` the worker signs the IT_RES it seals, so
+ * hashing, signing, peer checks and grinding all stay off the training thread.
  */
 export function connectMiningPort(
   port: PortLike,
-  opts: Pick<MiningServiceOptions, 'chainId' | 'taskId' | 'parameterCount'> & { localModelHash?: Digest },
+  opts: Pick<MiningServiceOptions, 'chainId' | 'taskId' | 'parameterCount' | 'secretKey'>,
 ): MiningService {
   let next = 1;
-  const local = opts.localModelHash;
-  let mirror = new Int32Array(local === undefined ? 0 : opts.parameterCount);
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
   port.onmessage = (ev) => {
     const r = ev.data as Reply;
@@ -807,13 +928,13 @@ export function connectMiningPort(
     if (p === undefined) return;
     pending.delete(r.id);
     if (r.ok) p.resolve(r.value);
-    else p.reject(Object.assign(new Error(r.error.message), { name: r.error.name, code: r.error.code }));
+    else p.reject(fromErrorInfo(r.error));
   };
+  const expect = <T>(id: number): Promise<T> =>
+    new Promise<T>((resolve, reject) => pending.set(id, { resolve: resolve as (v: unknown) => void, reject }));
   const call = <T>(make: (id: number) => Request): Promise<T> => {
     const id = next++;
-    const p = new Promise<T>((resolve, reject) =>
-      pending.set(id, { resolve: resolve as (v: unknown) => void, reject }),
-    );
+    const p = expect<T>(id);
     port.postMessage(make(id));
     return p;
   };
@@ -822,23 +943,29 @@ export function connectMiningPort(
     chainId: opts.chainId,
     taskId: opts.taskId,
     parameterCount: opts.parameterCount,
+    ...(opts.secretKey === undefined ? {} : { secretKey: opts.secretKey }),
   } satisfies Request);
   return {
-    reset: (n) => {
-      if (local !== undefined) mirror = n.slice();
-      port.postMessage({ t: 'reset', n } satisfies Request);
+    reset: (n) => port.postMessage({ t: 'reset', n } satisfies Request),
+    apply: (map) => port.postMessage({ t: 'apply', map } satisfies Request),
+    modelHash: () => call<Uint8Array>((id) => ({ t: 'hash', id })),
+    check: async (msg) => {
+      const bytes = ItRes.encode(msg);
+      const id = await call<Uint8Array>((i) => ({ t: 'check', id: i, msg: bytes }));
+      return { msg, id, idHex: bytesToHex(id), map: Uint32Array.from(msg.body.map) };
     },
-    apply: (map) => {
-      if (local !== undefined) applyMap(mirror, map);
-      port.postMessage({ t: 'apply', map } satisfies Request);
-    },
-    modelHash: () =>
-      local === undefined
-        ? call<Uint8Array>((id) => ({ t: 'hash', id }))
-        : Promise.resolve(modelHashWith(local, opts.chainId, opts.taskId, mirror)),
-    submit: (job) => {
-      if (local !== undefined) applyMap(mirror, job.map);
-      return call<MiningOutcome>((id) => ({ t: 'submit', id, job }));
+    seal: (req) => {
+      const sealedId = next++;
+      const minedId = next++;
+      const sealed = expect<SealedReply>(sealedId).then(
+        ({ modelHash, ...rest }): Sealed => ({
+          body: { ...req.fields, modelHash, map: toNumbers(req.map) },
+          ...rest,
+        }),
+      );
+      const job = { sealed, mined: expect<MiningOutcome>(minedId) };
+      port.postMessage({ t: 'seal', sealedId, minedId, req } satisfies Request);
+      return job;
     },
     dropStale: (tip) => port.postMessage({ t: 'dropStale', tip } satisfies Request),
     stats: () => call<MiningStats>((id) => ({ t: 'stats', id })),

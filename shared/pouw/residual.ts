@@ -81,6 +81,39 @@ export function accumulateAndThreshold(
   return Uint32Array.from(out);
 }
 
+/**
+ * `accumulateAndThreshold` over one block of r, bit for bit and without allocation: for
+ * i < g.length, j = offset + i, v = fround(r_j + g_i); |v| > threshold enters the map (written into
+ * `out` from index k, ascending) and r_j = v ∓ τ, else r_j = v. Returns the new k. Engines and the
+ * miner's host residual use it block by block (one gradient block at a time, no concatenation).
+ */
+export function thresholdInto(
+  r: Float32Array,
+  offset: number,
+  g: Float32Array,
+  tau: number,
+  threshold: number,
+  out: Uint32Array,
+  k: number,
+): number {
+  const neg = -threshold;
+  const length = g.length;
+  for (let i = 0; i < length; i++) {
+    const j = offset + i;
+    const v = Math.fround(r[j]! + g[i]!);
+    if (v > threshold) {
+      out[k++] = (j | SIGN_BIT) >>> 0;
+      r[j] = v - tau; // a float32 difference rounded once, as Math.fround(v − τ)
+    } else if (v < neg) {
+      out[k++] = j;
+      r[j] = v + tau;
+    } else {
+      r[j] = v;
+    }
+  }
+  return k;
+}
+
 /** A segment flush: entries with |r_j| > τ/2 go into the map; r is then reset to zero. */
 export function flushResidual(r: Float32Array, tau: number): Uint32Array {
   const map = accumulateAndThreshold(r, null, tau, tau / 2);

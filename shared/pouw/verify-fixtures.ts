@@ -19,6 +19,7 @@ import { type CodecValue, defineCodec } from '../codec/codec.ts';
 import { taggedHash } from '../codec/domain.ts';
 import { bytes32 } from '../codec/ssz.ts';
 import type { Ed25519 } from '../crypto/ed25519.ts';
+import { WorkError } from '../errors.ts';
 import type { BlockCandidate, MessageHistory } from './candidate.ts';
 import {
   assignedBatch,
@@ -31,7 +32,7 @@ import {
   segmentRanges,
 } from './dataset.ts';
 import type { Batch, GradientEngine, TrainingEngine } from './engine.ts';
-import { ItRes, type ItResBody, itResId, signItRes } from './itres.ts';
+import { ItRes, type ItResBody, itResId, sameWork, signItRes, workId } from './itres.ts';
 import { modelHash, nonceAt, nonceBase, residualHash } from './lattice.ts';
 import { applyMap, isFlushIteration, residualStep, segmentStart } from './residual.ts';
 import {
@@ -48,7 +49,10 @@ import { znbHash } from './znb.ts';
 // ---------------------------------------------------------------------------------------------
 // Message history.
 
-/** The supervisors' record, in memory: every IT_RES by id and by (miner, iteration). */
+/**
+ * The supervisors' record, in memory: every IT_RES by id and by (miner, iteration), one per
+ * (miner, iteration), and the work ids already rewarded.
+ */
 export class MemoryHistory implements MessageHistory {
   private readonly byId = new Map<string, ItRes>();
   private readonly byKey = new Map<string, ItRes>();
@@ -56,10 +60,26 @@ export class MemoryHistory implements MessageHistory {
 
   constructor(private readonly chainId: string) {}
 
+  /**
+   * Records `msg` and returns its id; the same message again is a no-op. A second, different IT_RES
+   * for a recorded (miner, iteration) is refused with VERIFY_DUPLICATE_ITERATION (detail.sameWork
+   * tells a re-signed copy of the same work from different work).
+   */
   add(msg: ItRes): string {
     const idHex = bytesToHex(itResId(this.chainId, msg.body));
+    const key = `${bytesToHex(msg.body.miner)}/${msg.body.iteration}`;
+    const held = this.byKey.get(key);
+    if (held !== undefined) {
+      if (bytesToHex(itResId(this.chainId, held.body)) === idHex) return idHex;
+      throw new WorkError(
+        'VERIFY_DUPLICATE_ITERATION',
+        `a second IT_RES for iteration ${msg.body.iteration} of this miner`,
+        'REJECT',
+        { iteration: msg.body.iteration, sameWork: sameWork(held, msg) },
+      );
+    }
     this.byId.set(idHex, msg);
-    this.byKey.set(`${bytesToHex(msg.body.miner)}/${msg.body.iteration}`, msg);
+    this.byKey.set(key, msg);
     return idHex;
   }
   get(idHex: string): ItRes | undefined {
@@ -68,11 +88,12 @@ export class MemoryHistory implements MessageHistory {
   byMiner(minerHex: string, iteration: number): ItRes | undefined {
     return this.byKey.get(`${minerHex}/${iteration}`);
   }
-  alreadyRewarded(idHex: string): boolean {
-    return this.rewarded.has(idHex);
+  alreadyRewarded(workIdHex: string): boolean {
+    return this.rewarded.has(workIdHex);
   }
-  markRewarded(idHex: string): void {
-    this.rewarded.add(idHex);
+  /** Marks a block's hashMsg (a work id, hex) as rewarded. */
+  markRewarded(workIdHex: string): void {
+    this.rewarded.add(workIdHex);
   }
   messages(): ItRes[] {
     return [...this.byId.values()];
@@ -197,6 +218,8 @@ export interface MinerStep {
   batchIndices: number[];
   msg: ItRes;
   id: Uint8Array;
+  /** Its work id: what a block's hashMsg names. */
+  work: Uint8Array;
   map: Uint32Array;
 }
 
@@ -387,12 +410,13 @@ export async function runHonestMiners(opts: HonestRunOptions): Promise<HonestRun
         batchIndices: indices,
         msg,
         id,
+        work: workId(chainId, body),
         map: res.map,
       });
       if (t >= k) {
         const template = templates.get(`${mi}/${t}`)!;
         const nonce0 = nonceBase(chainId, st.n, res.map);
-        const won = mine(chainId, { ...template, hashMsg: id }, nonce0, 0, allowance);
+        const won = mine(chainId, { ...template, hashMsg: workId(chainId, body) }, nonce0, 0, allowance);
         if (won.offset >= 0) {
           const start = segmentStart(t, task.segmentLength);
           candidates.push({
@@ -443,7 +467,11 @@ export interface ForgeOptions {
   nAfter?: Int32Array;
   /** Builds the header to submit from the committed template (hashMsg set) and the forger's nonce0; default: mine in [0, a). */
   header?: (template: BlockHeader, nonce0: Uint8Array, allowance: number) => BlockHeader;
-  /** Record the forged IT_RES in the history (default true: the miner broadcast it). */
+  /**
+   * Record the forged IT_RES in the history in place of the honest one (default true: the miner
+   * broadcast it instead). False: the history keeps the honest IT_RES (a forgery that differs from
+   * it is then a second IT_RES for the same iteration).
+   */
   record?: boolean;
 }
 
@@ -463,7 +491,6 @@ export async function forge(
   const step = run.steps[m]![L]!;
   const body = await mutate(structuredCloneBody(step.msg.body), step);
   const msg = await signItRes(chainId, body, run.secretKeys[m]!, run.ed25519);
-  const id = itResId(chainId, body);
   const history = opts.record === false ? run.history : run.history.withReplaced(msg);
   const map = Uint32Array.from(body.map);
   let nAfter = opts.nAfter;
@@ -473,7 +500,7 @@ export async function forge(
   }
   const nonce0 = nonceBase(chainId, nAfter, map);
   const a = allowanceOf(task, layout);
-  const template = { ...run.templates.get(`${m}/${L}`)!, hashMsg: id };
+  const template = { ...run.templates.get(`${m}/${L}`)!, hashMsg: workId(chainId, body) };
   let header: BlockHeader;
   if (opts.header !== undefined) header = opts.header(template, nonce0, a);
   else {
@@ -502,6 +529,28 @@ function structuredCloneBody(b: ItResBody): ItResBody {
     modelHash: b.modelHash.slice(),
     residualHash: b.residualHash.slice(),
     znbHash: b.znbHash.slice(),
+  };
+}
+
+/**
+ * A re-signed copy of the same work: every field the miner chooses freely changed (time, residual
+ * commitment, template commitment, loss and accuracy bits by one ulp — within any tolerance — and the
+ * order of the peer ids), the work fields kept. `k` ≥ 1 picks one of many such copies.
+ */
+export function freeFieldVariant(body: ItResBody, k = 1): ItResBody {
+  const residual = body.residualHash.slice();
+  residual[0]! ^= k & 0xff;
+  const znb = body.znbHash.slice();
+  znb[31]! ^= (k >> 8) | 1;
+  return {
+    ...body,
+    time: body.time + BigInt(k),
+    residualHash: residual,
+    znbHash: znb,
+    // The lowest mantissa bit: one ulp either way.
+    loss: (body.loss ^ 1) >>> 0,
+    accuracy: (body.accuracy ^ 1) >>> 0,
+    peerMsgIds: [...body.peerMsgIds].reverse(),
   };
 }
 
@@ -538,6 +587,7 @@ export const VerifyBundle = defineCodec(
     znbSource: ItRes.ssz,
     segment: new ListCompositeType(ItRes.ssz, 1 << 16),
     history: new ListCompositeType(ItRes.ssz, 1 << 16),
+    /** Work ids already rewarded. */
     rewarded: new ListCompositeType(bytes32, 1 << 16),
     /** How the training set was cut from the shared dataset: S, the test fraction (‰) and the draw's randomness. */
     segments: new UintNumberType(2),

@@ -10,12 +10,13 @@ import { loadMnistNode } from '../../web-worker-node/data/mnist-node.ts';
 import { selectBackend } from '../../web-worker-node/trainer/backends-node.ts';
 import { createTfjsEngine, type TfjsTrainingEngine } from '../../web-worker-node/trainer/engine-tfjs.ts';
 import { bytesToHex } from '../bytes.ts';
+import { blockHash } from '../chain/ids.ts';
 import { nobleEd25519 } from '../crypto/ed25519.ts';
 import { isPouwError } from '../errors.ts';
 import type { MessageHistory } from './candidate.ts';
 import { batchIndices, type Dataset } from './dataset.ts';
 import { SeededStream } from './init.ts';
-import { signItRes } from './itres.ts';
+import { itResId, signItRes } from './itres.ts';
 import { modelHash, nonceBase } from './lattice.ts';
 import { applyMap, INDEX_MASK, makeEntry, residualStep, SIGN_BIT } from './residual.ts';
 import { bitsToFloat32, float32Bits, mnistMlpTask, type TaskDefinition } from './task.ts';
@@ -36,6 +37,7 @@ import {
   candidateAt,
   datasetFromImages,
   forge,
+  freeFieldVariant,
   type HonestRun,
   MemoryHistory,
   mine,
@@ -396,9 +398,110 @@ describe('verification (MNIST MLP on TF.js cpu and wasm)', () => {
     it('replayed IT_RES (already rewarded) → VERIFY_REPLAYED', async () => {
       const c = await candidateAt(cpuRun, 0, L);
       const history = cpuRun.history.withReplaced(c.lucky);
-      await verifyCandidate(c, ctxFor(cpuRun, wasm, history));
-      history.markRewarded(bytesToHex(honestStep(cpuRun).id));
+      const rep = await verifyCandidate(c, ctxFor(cpuRun, wasm, history));
+      assert.equal(bytesToHex(rep.workId), bytesToHex(c.block.header.hashMsg));
+      history.markRewarded(bytesToHex(rep.workId));
       await rejectsWith(verifyCandidate(c, ctxFor(cpuRun, wasm, history)), 'VERIFY_REPLAYED', L);
+    });
+
+    it('re-signed variant of a rewarded iteration → VERIFY_REPLAYED (and re-signing buys no new header)', async () => {
+      const honest = await candidateAt(cpuRun, 0, L);
+      const st = honestStep(cpuRun);
+      // Variants of the same work, each re-signed: before the fix each named a new header.
+      const variants = await Promise.all(
+        [1, 2, 3].map((k) => forge(cpuRun, 0, L, (b) => freeFieldVariant(b, k))),
+      );
+      for (const v of variants) {
+        assert.notEqual(bytesToHex(itResId(CHAIN, v.candidate.lucky.body)), bytesToHex(st.id));
+        assert.equal(bytesToHex(v.candidate.block.header.hashMsg), bytesToHex(st.work));
+        assert.equal(
+          bytesToHex(blockHash(CHAIN, v.candidate.block.header)),
+          bytesToHex(blockHash(CHAIN, honest.block.header)),
+          'the same header, nonce and block hash as the honest candidate',
+        );
+      }
+      // The history recorded a variant (the first the miner broadcast): it verifies once...
+      const v = variants[0]!;
+      await verifyCandidate(v.candidate, ctxFor(cpuRun, wasm, v.history));
+      // ...and once the honest copy's block is final, no copy of that work earns another.
+      v.history.markRewarded(bytesToHex(st.work));
+      const d = await rejectsWith(
+        verifyCandidate(v.candidate, ctxFor(cpuRun, wasm, v.history)),
+        'VERIFY_REPLAYED',
+        L,
+      );
+      assert.equal(d['workId'], bytesToHex(st.work));
+      // Against the honest record, rewarded: the replay check names it before anything else.
+      const rewarded = cpuRun.history.withReplaced(st.msg);
+      rewarded.markRewarded(bytesToHex(st.work));
+      const w = await forge(cpuRun, 0, L, (b) => freeFieldVariant(b, 4), { record: false });
+      await rejectsWith(verifyCandidate(w.candidate, ctxFor(cpuRun, wasm, rewarded)), 'VERIFY_REPLAYED', L);
+    });
+
+    it('second IT_RES for the same iteration → VERIFY_DUPLICATE_ITERATION', async () => {
+      // The history holds the honest IT_RES of L; the candidate brings another one the miner signed.
+      const same = await forge(cpuRun, 0, L, (b) => freeFieldVariant(b), { record: false });
+      const d1 = await rejectsWith(
+        verifyCandidate(same.candidate, ctxFor(cpuRun, wasm, same.history)),
+        'VERIFY_DUPLICATE_ITERATION',
+        L,
+      );
+      assert.equal(d1['sameWork'], true);
+      // Different work for the same iteration (here: the previous map again).
+      const other = await forge(
+        cpuRun,
+        0,
+        L,
+        (b) => ({ ...b, map: Array.from(honestStep(cpuRun, 0, L - 1).map) }),
+        { record: false },
+      );
+      const d2 = await rejectsWith(
+        verifyCandidate(other.candidate, ctxFor(cpuRun, wasm, other.history)),
+        'VERIFY_DUPLICATE_ITERATION',
+        L,
+      );
+      assert.equal(d2['sameWork'], false);
+      // A segment entry other than the recorded one (iteration L − 1 of the honest candidate).
+      const c = await candidateAt(cpuRun, 0, L);
+      const prev = honestStep(cpuRun, 0, L - 1).msg;
+      const resigned = await signItRes(CHAIN, freeFieldVariant(prev.body), cpuRun.secretKeys[0]!, nobleEd25519);
+      const segment = [...c.segment];
+      segment[segment.length - 2] = resigned;
+      await rejectsWith(
+        verifyCandidate({ ...c, segment }, ctxFor(cpuRun, wasm)),
+        'VERIFY_DUPLICATE_ITERATION',
+        L - 1,
+      );
+      // The history itself refuses the second message and says whether the work is the same.
+      const h = new MemoryHistory(CHAIN);
+      h.add(honestStep(cpuRun).msg);
+      h.add(honestStep(cpuRun).msg); // the same message again: a no-op
+      for (const [msg, sameWorkExpected] of [
+        [same.candidate.lucky, true],
+        [other.candidate.lucky, false],
+      ] as const) {
+        try {
+          h.add(msg);
+          assert.ok(false, 'a second IT_RES was recorded');
+        } catch (e) {
+          assert.ok(isPouwError(e) && e.code === 'VERIFY_DUPLICATE_ITERATION', String(e));
+          assert.equal(e.detail['sameWork'], sameWorkExpected);
+        }
+      }
+      assert.equal(h.messages().length, 1);
+    });
+
+    it('a header naming the IT_RES id instead of its work id → VERIFY_CANDIDATE', async () => {
+      const st = honestStep(cpuRun);
+      const f = await forge(cpuRun, 0, L, (b) => b, {
+        record: false,
+        header: (t, nonce0, a) => {
+          const won = mine(CHAIN, { ...t, hashMsg: st.id }, nonce0, 0, a);
+          assert.ok(won.offset >= 0);
+          return won.header;
+        },
+      });
+      await rejectsWith(verifyCandidate(f.candidate, ctxFor(cpuRun, wasm, f.history)), 'VERIFY_CANDIDATE', L);
     });
 
     it('peer ids listed but not applied → VERIFY_PEER_UPDATES', async () => {
@@ -650,6 +753,17 @@ describe('verification (MNIST MLP on TF.js cpu and wasm)', () => {
         assert.equal(track.nextIteration, L);
       }
       await auditItRes(honest, actx, track);
+      assert.equal(track.nextIteration, L + 1);
+      // An audited iteration again: the recorded message is a duplicate delivery (IGNORE); another
+      // IT_RES the miner signed for it, even of the same work, is equivocation (REJECT).
+      const again = await auditItRes(honest, actx, track).catch((e: unknown) => e);
+      assert.ok(isPouwError(again) && again.code === 'VERIFY_DUPLICATE_ITERATION', String(again));
+      assert.equal(again.verdict, 'IGNORE');
+      const second = await auditItRes(await resign(freeFieldVariant(honest.body)), actx, track).catch(
+        (e: unknown) => e,
+      );
+      assert.ok(isPouwError(second) && second.code === 'VERIFY_DUPLICATE_ITERATION', String(second));
+      assert.equal(second.verdict, 'REJECT');
       assert.equal(track.nextIteration, L + 1);
     });
 

@@ -29,7 +29,7 @@ import { isPouwError, WorkError } from '../errors.ts';
 import type { BlockCandidate, MessageHistory } from './candidate.ts';
 import { assignedBatch, batchIndices, batchTensors, type Dataset, segmentHash } from './dataset.ts';
 import type { Batch, GradientEngine } from './engine.ts';
-import { type ItRes, itResId } from './itres.ts';
+import { type ItRes, itResId, sameWork, workId } from './itres.ts';
 import { nonceAllowance, nonceOffset } from './lattice.ts';
 import { type Digest, modelHashWith, nobleDigest, nonceBaseWith } from './mining.ts';
 import { applyMap, assertMap, INDEX_MASK, isFlushIteration, SIGN_BIT, segmentStart } from './residual.ts';
@@ -205,6 +205,8 @@ export interface IterationStats {
 
 export interface VerifyReport {
   luckyId: Uint8Array;
+  /** The lucky IT_RES's work id (= header.hashMsg): the key to mark rewarded once the block is final. */
+  workId: Uint8Array;
   miner: Uint8Array;
   iteration: number;
   segmentStart: number;
@@ -277,6 +279,12 @@ async function checkSigned(
       iteration: msg.body.iteration,
     });
   return { id, map };
+}
+
+function duplicateMessage(iteration: number, same: boolean): string {
+  return `iteration ${iteration}: the candidate's IT_RES is not the one the history recorded for it (${
+    same ? 'a re-signed copy of the same work' : 'different work'
+  }): one IT_RES per miner and iteration`;
 }
 
 function subtractMap(n: Int32Array, map: Uint32Array): void {
@@ -507,8 +515,10 @@ async function walkHistory(
     if (t >= start) {
       const s = supplied?.[t - start];
       if (s !== undefined && !equalBytes(itResId(ctx.chainId, msg.body), s.id)) {
-        fail('VERIFY_HISTORY', `iteration ${t}: the candidate's IT_RES is not the one the history recorded`, {
+        // The candidate's copy is signed (checked before): two IT_RES of one iteration.
+        fail('VERIFY_DUPLICATE_ITERATION', duplicateMessage(t, sameWork(msg, s.msg)), {
           iteration: t,
+          sameWork: sameWork(msg, s.msg),
         });
       }
       if (t === start) nStart = n.slice();
@@ -764,14 +774,20 @@ export async function verifyCandidate(candidate: BlockCandidate, ctx: VerifyCont
   if (!equalBytes(supplied[supplied.length - 1]!.id, luckyChecked.id))
     fail('VERIFY_CANDIDATE', "the segment's last IT_RES is not the lucky one");
   const luckyHex = bytesToHex(luckyChecked.id);
+  const work = workId(ctx.chainId, lucky.body);
+  const workHex = bytesToHex(work);
 
-  // Replay: an IT_RES earns one block at most.
-  if (ctx.history.alreadyRewarded(luckyHex))
-    fail('VERIFY_REPLAYED', 'the lucky IT_RES already earned a block', { id: luckyHex, iteration: L });
+  // Replay: a piece of work earns one block at most, however often its IT_RES is re-signed.
+  if (ctx.history.alreadyRewarded(workHex))
+    fail('VERIFY_REPLAYED', "the lucky IT_RES's work already earned a block", {
+      id: luckyHex,
+      workId: workHex,
+      iteration: L,
+    });
 
-  // The header: names the lucky IT_RES, meets its target.
-  if (!equalBytes(header.hashMsg, luckyChecked.id))
-    fail('VERIFY_CANDIDATE', 'header.hashMsg is not the id of the lucky IT_RES');
+  // The header: names the lucky iteration's work (not the message: see itres.ts workId), meets its target.
+  if (!equalBytes(header.hashMsg, work))
+    fail('VERIFY_CANDIDATE', 'header.hashMsg is not the work id of the lucky IT_RES', { iteration: L });
   let powOk = false;
   try {
     powOk = meetsTarget(blockHash(ctx.chainId, header), header.bits);
@@ -781,6 +797,15 @@ export async function verifyCandidate(candidate: BlockCandidate, ctx: VerifyCont
     });
   }
   if (!powOk) fail('VERIFY_POW', 'the block hash does not meet its target', { bits: header.bits });
+
+  // One IT_RES per (miner, iteration): a lucky IT_RES other than the one the history recorded is a
+  // second message for the same iteration, signed by the miner (equivocation), same work or not.
+  const recordedLucky = ctx.history.byMiner(bytesToHex(miner), L);
+  if (recordedLucky !== undefined && !equalBytes(itResId(ctx.chainId, recordedLucky.body), luckyChecked.id))
+    fail('VERIFY_DUPLICATE_ITERATION', duplicateMessage(L, sameWork(recordedLucky, lucky)), {
+      iteration: L,
+      sameWork: sameWork(recordedLucky, lucky),
+    });
 
   // ZNB: the template was committed k iterations earlier, in a message the history recorded then.
   if (L < k)
@@ -859,6 +884,7 @@ export async function verifyCandidate(candidate: BlockCandidate, ctx: VerifyCont
   const ended = ctx.now?.();
   return {
     luckyId: luckyChecked.id,
+    workId: work,
     miner,
     iteration: L,
     segmentStart: start,
@@ -959,8 +985,9 @@ export interface AuditResult {
 }
 
 /**
- * Audits one IT_RES against the miner's tracked state: task, membership, the expected iteration,
- * signature, map well-formed and bounded, batch schedule, peer updates and the model hash. On
+ * Audits one IT_RES against the miner's tracked state: task, membership, the expected iteration
+ * (an IT_RES for an iteration already audited is VERIFY_DUPLICATE_ITERATION: IGNORE for the
+ * recorded message itself, REJECT for any other), signature, map well-formed and bounded, batch schedule, peer updates and the model hash. On
  * success the tracked state moves past the message (n += peer maps + own map); on failure it is
  * left unchanged and a WorkError names the failed check. One miner's messages are audited one at a
  * time, in iteration order (the caller queues them).
@@ -974,12 +1001,12 @@ export async function auditItRes(msg: ItRes, ctx: AuditContext, track: TrackedMi
   const minerIndex = minerIndexOf(ctx.miners, b.miner);
   if (minerIndex < 0)
     fail('VERIFY_MEMBERSHIP', 'the miner is not assigned to this task', { miner: bytesToHex(b.miner) });
-  if (b.iteration !== track.nextIteration) {
+  if (b.iteration > track.nextIteration) {
     fail(
       'VERIFY_HISTORY',
       `iteration ${b.iteration}, expected ${track.nextIteration}`,
       { iteration: b.iteration, expected: track.nextIteration },
-      b.iteration < track.nextIteration ? 'REJECT' : 'IGNORE',
+      'IGNORE',
     );
   }
   const { id, map } = await checkSigned(
@@ -990,6 +1017,19 @@ export async function auditItRes(msg: ItRes, ctx: AuditContext, track: TrackedMi
     ctx.ed25519,
     'IT_RES',
   );
+  if (b.iteration < track.nextIteration) {
+    // An iteration already audited: the recorded message again is a duplicate delivery; any other
+    // IT_RES the miner signed for it is a second one (equivocation), same work or not.
+    const recorded = ctx.history.get(bytesToHex(id)) !== undefined;
+    fail(
+      'VERIFY_DUPLICATE_ITERATION',
+      `iteration ${b.iteration} was already audited (next expected ${track.nextIteration})${
+        recorded ? ': the same IT_RES again' : ': a second IT_RES for it'
+      }`,
+      { iteration: b.iteration, expected: track.nextIteration, recorded },
+      recorded ? 'IGNORE' : 'REJECT',
+    );
+  }
   assertSchedule(msg, minerIndex, ctx.miners.length, ctx.task);
   const ids = b.peerMsgIds.map((x) => bytesToHex(x));
   const pm = peerMaps(msg, ids, ctx, layout.parameterCount, track.listed);

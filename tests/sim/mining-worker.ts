@@ -1,12 +1,13 @@
 /**
  * The mining service on a Node worker thread (the edge volunteer's twin of the browser's mining
  * worker): `nodeMiningService()` spawns this file as a worker and returns the miner's proxy; inside
- * the worker the same file serves `LocalMiningService` with node:crypto SHA-256 and a macrotask
- * yield between grinding slices, so model-hash requests overtake grinding, at the lowest thread
+ * the worker the same file serves `LocalMiningService` with node:crypto SHA-256 and Ed25519 and a
+ * macrotask yield between grinding slices, so checks and seals overtake grinding, at a low thread
  * priority, so grinding never takes a core from training.
  */
 import { createHash } from 'node:crypto';
 import { setPriority } from 'node:os';
+import { nodeCryptoEd25519 } from '../../node-common/ed25519-node.ts';
 import { isMainThread, MessageChannel, type MessagePort, Worker, workerData } from 'node:worker_threads';
 import {
   connectMiningPort,
@@ -29,18 +30,21 @@ export interface NodeMiningService extends MiningService {
 }
 
 /**
- * A mining service on its own worker thread: nonce0 and grinding there; the model hash (0.3 ms with
- * node:crypto) on the caller's thread, so training never waits for the worker.
+ * A mining service on its own worker thread: the hashes over n, the IT_RES ids and (given the key)
+ * signature, the checks of received IT_RES, nonce0 and grinding all run there, so the training
+ * thread only trains.
  */
 export function nodeMiningService(o: {
   chainId: string;
   taskId: Uint8Array;
   parameterCount: number;
+  /** The miner's Ed25519 seed, to sign in the worker (else the miner signs). */
+  secretKey?: Uint8Array;
 }): NodeMiningService {
   const { port1, port2 } = new MessageChannel();
   const worker = new Worker(new URL(import.meta.url), { workerData: { port: port2 }, transferList: [port2] });
   worker.unref();
-  const service = connectMiningPort(port1 as unknown as PortLike, { ...o, localModelHash: nodeDigest });
+  const service = connectMiningPort(port1 as unknown as PortLike, o);
   return {
     ...service,
     close() {
@@ -63,6 +67,7 @@ if (!isMainThread && (workerData as { port?: MessagePort } | null)?.port !== und
   }
   serveMiningPort((workerData as { port: MessagePort }).port as unknown as PortLike, {
     digest: nodeDigest,
+    ed: nodeCryptoEd25519,
     yieldToEvents: () => new Promise((resolve) => setImmediate(resolve)),
   });
 }

@@ -174,7 +174,12 @@ export async function runPouwTraining(o: TrainingRunOptions): Promise<TrainingRu
     const mining =
       o.miningWorkers !== true
         ? undefined
-        : nodeMiningService({ chainId, taskId: tid, parameterCount: validateTask(def).parameterCount });
+        : nodeMiningService({
+            chainId,
+            taskId: tid,
+            parameterCount: validateTask(def).parameterCount,
+            secretKey: a.secretKey,
+          });
     if (mining !== undefined) services.push(mining);
     const template = await buildBlockTemplate(chain.ledger, undefined, {
       payout: a.address,

@@ -10,6 +10,7 @@
  * test split of DESIGN §3). The dataset module in shared/ cuts segments from these.
  */
 import { DecodeError } from '../../shared/errors.ts';
+import type { Dataset } from '../../shared/pouw/dataset.ts';
 import type { Batch } from '../../shared/pouw/engine.ts';
 
 export const MNIST_MAGIC = 'PMN1';
@@ -26,8 +27,15 @@ export interface MnistData {
   labels: Uint8Array;
 }
 
-/** Parses the decompressed file. Throws DecodeError on a wrong magic, size or label. */
-export function parseMnist(bytes: Uint8Array): MnistData {
+/** The header of a decompressed file, checked against the file's length. */
+export interface MnistHeader {
+  count: number;
+  rows: number;
+  cols: number;
+}
+
+/** Checks the magic, the dimensions and the exact length. Throws DecodeError. */
+export function parseMnistHeader(bytes: Uint8Array): MnistHeader {
   if (bytes.length < MNIST_HEADER_BYTES)
     throw new DecodeError('DECODE_UNDERSIZED', `MNIST file of ${bytes.length} bytes has no header`);
   const magic = String.fromCharCode(bytes[0]!, bytes[1]!, bytes[2]!, bytes[3]!);
@@ -40,8 +48,7 @@ export function parseMnist(bytes: Uint8Array): MnistData {
   const count = view.getUint32(4, true);
   const rows = view.getUint32(8, true);
   const cols = view.getUint32(12, true);
-  const pixels = count * rows * cols;
-  const expected = MNIST_HEADER_BYTES + count + pixels;
+  const expected = MNIST_HEADER_BYTES + count + count * rows * cols;
   if (rows === 0 || cols === 0 || !Number.isSafeInteger(expected))
     throw new DecodeError('DECODE_MALFORMED', `MNIST header ${count}×${rows}×${cols}`);
   if (bytes.length < expected)
@@ -54,14 +61,45 @@ export function parseMnist(bytes: Uint8Array): MnistData {
       'DECODE_OVERSIZED',
       `MNIST file has ${bytes.length} bytes, header says ${expected}`,
     );
-  const labels = bytes.slice(MNIST_HEADER_BYTES, MNIST_HEADER_BYTES + count);
-  for (let i = 0; i < count; i++) {
+  return { count, rows, cols };
+}
+
+function checkLabels(labels: Uint8Array): void {
+  for (let i = 0; i < labels.length; i++) {
     if (labels[i]! > 9) throw new DecodeError('DECODE_MALFORMED', `label ${labels[i]} at ${i}`);
   }
+}
+
+/** Parses the decompressed file. Throws DecodeError on a wrong magic, size or label. */
+export function parseMnist(bytes: Uint8Array): MnistData {
+  const { count, rows, cols } = parseMnistHeader(bytes);
+  const pixels = count * rows * cols;
+  const labels = bytes.slice(MNIST_HEADER_BYTES, MNIST_HEADER_BYTES + count);
+  checkLabels(labels);
   const x = new Float32Array(pixels);
   const base = MNIST_HEADER_BYTES + count;
   for (let i = 0; i < pixels; i++) x[i] = bytes[base + i]! / 255;
   return { count, rows, cols, x, labels };
+}
+
+/**
+ * The decompressed file as the protocol's Dataset (shared/pouw/dataset.ts): per example the
+ * rows·cols pixel bytes, then the label byte. Byte for byte what `datasetFromImages(parseMnist(…))`
+ * gives (pixel / 255 rounds back to the pixel), without the float copy.
+ */
+export function mnistExamples(bytes: Uint8Array): Dataset {
+  const { count, rows, cols } = parseMnistHeader(bytes);
+  const labels = bytes.subarray(MNIST_HEADER_BYTES, MNIST_HEADER_BYTES + count);
+  checkLabels(labels);
+  const featureBytes = rows * cols;
+  const stride = featureBytes + 1;
+  const examples = new Uint8Array(count * stride);
+  const base = MNIST_HEADER_BYTES + count;
+  for (let i = 0; i < count; i++) {
+    examples.set(bytes.subarray(base + i * featureBytes, base + (i + 1) * featureBytes), i * stride);
+    examples[i * stride + featureBytes] = labels[i]!;
+  }
+  return { examples, count, featureBytes };
 }
 
 /** Examples [from, from + count) as a Batch (copies, so it can be posted to a worker cheaply). */

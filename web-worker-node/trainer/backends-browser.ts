@@ -35,6 +35,24 @@ export function defaultWasmPaths(): string {
 
 let wasmConfigured = false;
 
+/** The TF.js .wasm binaries, by file name. */
+export type WasmFileName =
+  | 'tfjs-backend-wasm.wasm'
+  | 'tfjs-backend-wasm-simd.wasm'
+  | 'tfjs-backend-wasm-threaded-simd.wasm';
+
+/**
+ * Points the wasm backend at .wasm files a bundler emitted under hashed names (Vite `?url` imports),
+ * once, before it initializes. The threaded build is off: a file map comes from a minifying build,
+ * where TF.js's threaded glue breaks (ENVIRONMENT.md).
+ */
+export function configureWasmFiles(files: Partial<Record<WasmFileName, string>>): void {
+  if (wasmConfigured) return;
+  wasmConfigured = true;
+  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+  setWasmPaths(files);
+}
+
 /** Points the wasm backend at its .wasm files (once, before it initializes). */
 export function configureWasmBrowser(
   prefs: Pick<BackendPreferences, 'wasmPaths' | 'wasmThreads'> = {},

@@ -25,7 +25,15 @@ import * as tf from '@tensorflow/tfjs-core';
 import { WorkError } from '../../shared/errors.ts';
 import type { Batch, GradientResult, LocalStepResult, TrainingEngine } from '../../shared/pouw/engine.ts';
 import { initialWeights } from '../../shared/pouw/init.ts';
-import { assertMap, INDEX_MASK, SIGN_BIT } from '../../shared/pouw/residual.ts';
+import {
+  assertMap,
+  flushResidual,
+  INDEX_MASK,
+  SIGN_BIT,
+  thresholdInto,
+  weightsOf,
+} from '../../shared/pouw/residual.ts';
+import { createSimdThreshold, type SimdThreshold } from '../../shared/pouw/threshold-simd.ts';
 import {
   Activation,
   bitsToFloat32,
@@ -55,10 +63,15 @@ export interface TfjsEngineOptions {
   /** TF.js backend to run on (registered and able to initialize); default: the active one. */
   backend?: string;
   download?: MapDownload;
-  /** Default: 'blocks' on cpu and wasm, 'flat' on webgl and webgpu (see StateLayout). */
+  /** Default: 'host' on cpu and wasm, 'flat' on webgl and webgpu (see StateLayout). */
   stateLayout?: StateLayout;
   /** Examples per forward pass in evaluate() (bounds device memory). Default 1000. */
   evalChunk?: number;
+  /**
+   * The host layout's residual pass: 'simd' (default where WebAssembly SIMD exists: the
+   * threshold-simd.ts kernel) or 'js' (residual.ts `thresholdInto`); bit for bit the same.
+   */
+  threshold?: 'simd' | 'js';
 }
 
 /** Sign codes per packed word: 2 bits each, 22 bits < 2^24, exact in float32. */
@@ -479,15 +492,34 @@ export const MAX_LATTICE_STEP = 2 ** 24;
 // The engine.
 
 /**
- * Device state in segments of the flat parameter vector, each in its own shape: w0 (constant), n
- * (float32 holding integers, exact below 2^24) and r (float32).
- * - 'blocks' (cpu, wasm): one segment per parameter block of the layout (kernel, bias, …), so the
- *   weights need no slicing (measured on wasm: the slices of a flat vector cost more than the whole
- *   residual update).
- * - 'flat' (webgl, webgpu): one segment for all |M| weights, so a step is a dozen kernel launches
- *   instead of a dozen per block; the layer weights are slices (shallow on these backends).
+ * Where the state lives.
+ * - 'host' (default on cpu and wasm, whose "device" is this CPU's memory): n (Int32Array), the
+ *   weights w = w0 − u·n (Float32Array, bit for bit `weightsOf`, kept current entry by entry as maps
+ *   arrive: O(|map|) per map, never O(|M|)) and r (Float32Array) in this thread's memory. A step
+ *   uploads w per parameter block (one copy each), takes the gradient, downloads the per-block
+ *   gradients (one copy each) and thresholds them in one JS pass (residual.ts `thresholdInto`). On
+ *   these backends that beats the element-wise kernels (comparisons are scalar code on wasm) and
+ *   the per-map dense deltas of the device layouts (ADR 0008).
+ * Device layouts keep w0 (constant), n (float32 holding integers, exact below 2^24) and r (float32)
+ * as tensors, in segments of the flat parameter vector, each in its own shape:
+ * - 'blocks': one segment per parameter block of the layout (kernel, bias, …), so the weights need
+ *   no slicing (measured on wasm: the slices of a flat vector cost more than the whole residual
+ *   update).
+ * - 'flat' (default on webgl and webgpu): one segment for all |M| weights, so a step is a dozen
+ *   kernel launches instead of a dozen per block; the layer weights are slices (shallow there).
  */
-export type StateLayout = 'blocks' | 'flat';
+export type StateLayout = 'host' | 'blocks' | 'flat';
+
+/** The 'host' layout's state: n, w = w0 − u·n and r as JS arrays, and map scratch space. */
+interface HostState {
+  w0: Float32Array;
+  n: Int32Array;
+  w: Float32Array;
+  /** r: the SIMD kernel's memory when there is one. */
+  r: Float32Array;
+  out: Uint32Array;
+  simd: SimdThreshold | undefined;
+}
 
 interface StateSegment extends PackedBlock {
   shape: number[];
@@ -505,8 +537,18 @@ export class TfjsTrainingEngine implements TrainingEngine {
   readonly download: MapDownload;
   private readonly evalChunk: number;
   readonly stateLayout: StateLayout;
+  /** The host layout's residual pass ('simd' or 'js'); undefined on device layouts. */
+  get residualPass(): 'simd' | 'js' | undefined {
+    return this.host === undefined ? undefined : this.host.simd === undefined ? 'js' : 'simd';
+  }
+  /** Device layouts: the state tensors by segment ([] for 'host'). */
   private readonly segments: StateSegment[];
+  /** The 'host' layout's state. */
+  private readonly host: HostState | undefined;
   private readonly wordCount: number;
+  /** u = η·τ/B (float32) and τ, as numbers for the host layout. */
+  private readonly uValue: number;
+  private readonly tauValue: number;
   private readonly u: tf.Scalar;
   private readonly tau: tf.Scalar;
   private readonly negTau: tf.Scalar;
@@ -526,10 +568,30 @@ export class TfjsTrainingEngine implements TrainingEngine {
     this.evalChunk = options.evalChunk ?? 1000;
     const tau = bitsToFloat32(def.tau);
     const w0 = initialWeights(this.model.layout, def.initSeed);
-    this.stateLayout =
-      options.stateLayout ?? (backend === 'webgl' || backend === 'webgpu' ? 'flat' : 'blocks');
+    this.stateLayout = options.stateLayout ?? (backend === 'webgl' || backend === 'webgpu' ? 'flat' : 'host');
+    this.uValue = weightUnit(def);
+    this.tauValue = tau;
+    const m = this.model.layout.parameterCount;
+    if (this.stateLayout === 'host') {
+      const simd = options.threshold === 'js' ? undefined : createSimdThreshold(m);
+      this.host = {
+        w0,
+        n: new Int32Array(m),
+        w: w0.slice(),
+        r: simd?.r ?? new Float32Array(m),
+        out: new Uint32Array(m),
+        simd,
+      };
+    } else {
+      this.host = undefined;
+    }
     const layoutBlocks = this.model.layout.blocks;
-    const groups = this.stateLayout === 'flat' ? [layoutBlocks] : layoutBlocks.map((b) => [b]);
+    const groups =
+      this.stateLayout === 'host'
+        ? []
+        : this.stateLayout === 'flat'
+          ? [layoutBlocks]
+          : layoutBlocks.map((b) => [b]);
     let wordOffset = 0;
     this.segments = groups.map((blocks) => {
       const offset = blocks[0]!.offset;
@@ -581,7 +643,7 @@ export class TfjsTrainingEngine implements TrainingEngine {
    * w = w0 − u·n per segment (one multiply and one subtract, as `weightsOf`), as the layout's
    * parameter blocks (inside a tidy).
    */
-  private params(n: readonly tf.Tensor[]): tf.Tensor[] {
+  private deviceParams(n: readonly tf.Tensor[]): tf.Tensor[] {
     return this.segments.flatMap((seg, i) => {
       const w = tf.sub(seg.w0, tf.mul(this.u, n[i]!));
       if (seg.blocks.length === 1) return [w];
@@ -589,24 +651,68 @@ export class TfjsTrainingEngine implements TrainingEngine {
     });
   }
 
-  /** Per-segment gradients of the batch-summed loss, the loss sum and the number correct (in a tidy). */
-  private gradientTensors(n: readonly tf.Tensor[], batch: Batch) {
+  /** The layout's parameter blocks from a flat weight vector (inside a tidy; one upload each). */
+  private hostParams(w: Float32Array): tf.Tensor[] {
+    return this.model.layout.blocks.map((b) =>
+      tf.tensor(w.subarray(b.offset, b.offset + b.size), b.shape, 'float32'),
+    );
+  }
+
+  /** Weights of the lattice point n as parameter blocks (inside a tidy), for the stateless calls. */
+  private paramsOf(n: Int32Array): tf.Tensor[] {
+    if (this.host !== undefined) return this.hostParams(weightsOf(this.host.w0, n, this.uValue));
+    return this.deviceParams(this.uploadN(n));
+  }
+
+  /**
+   * Gradients of the batch-summed loss per parameter block, the loss sum and the number correct
+   * (in a tidy).
+   */
+  private gradientTensors(params: tf.Tensor[], batch: Batch) {
     const { x, labels, onehot } = batchTensors(this.model.def, this.model.layout, batch);
     let out: tf.Tensor2D | undefined;
-    const f = (...params: tf.Tensor[]) => {
-      out = tf.keep(this.model.forward(x, params));
+    const f = (...p: tf.Tensor[]) => {
+      out = tf.keep(this.model.forward(x, p));
       return this.model.lossSum(out, onehot);
     };
-    const { value, grads } = tf.valueAndGrads(f)(this.params(n));
+    const { value, grads } = tf.valueAndGrads(f)(params);
     const correct = correctCount(out!, labels);
     out!.dispose();
+    return { grads, lossSum: value, correct };
+  }
+
+  /** Block gradients grouped by state segment (inside a tidy). */
+  private segmentGrads(grads: readonly tf.Tensor[]): tf.Tensor[] {
     let k = 0;
-    const segmentGrads = this.segments.map((seg) => {
+    return this.segments.map((seg) => {
       const own = grads.slice(k, k + seg.blocks.length);
       k += seg.blocks.length;
       return own.length === 1 ? own[0]! : tf.concat(own.map((g) => tf.reshape(g, [-1])));
     });
-    return { grads: segmentGrads, lossSum: value, correct };
+  }
+
+  /**
+   * The gradient blocks and [loss sum, correct] of one forward and backward pass, kept (outside a
+   * tidy): the host layout downloads each block into place, with no device-side concatenation.
+   */
+  private hostGradient(params: () => tf.Tensor[], batch: Batch): { grads: tf.Tensor[]; stats: tf.Tensor } {
+    return tf.tidy(() => {
+      const { grads, lossSum, correct } = this.gradientTensors(params(), batch);
+      return { grads, stats: tf.stack([lossSum, correct]) };
+    });
+  }
+
+  /** n += map and w_j = w0_j − u·n_j for the touched j (as `weightsOf`): O(|map|). */
+  private hostApply(map: Uint32Array): void {
+    const h = this.host!;
+    const u = this.uValue;
+    for (let i = 0; i < map.length; i++) {
+      const e = map[i]!;
+      const j = e & INDEX_MASK;
+      const nj = h.n[j]! + ((e & SIGN_BIT) !== 0 ? 1 : -1);
+      h.n[j] = nj;
+      h.w[j] = h.w0[j]! - Math.fround(u * nj);
+    }
   }
 
   /**
@@ -681,13 +787,25 @@ export class TfjsTrainingEngine implements TrainingEngine {
     this.checkN(n);
     const b = checkBatch(this.model.def, this.model.layout, batch);
     return this.run(async () => {
+      const m = this.parameterCount;
+      if (this.host !== undefined) {
+        const { grads, stats } = this.hostGradient(() => this.paramsOf(n), batch);
+        try {
+          const parts = await Promise.all([...grads, stats].map((t) => t.data() as Promise<Float32Array>));
+          const gradient = new Float32Array(m);
+          this.model.layout.blocks.forEach((blk, i) => gradient.set(parts[i]!, blk.offset));
+          const st = parts[parts.length - 1]!;
+          return { gradient, loss: st[0]! / b, accuracy: st[1]! / b };
+        } finally {
+          for (const t of [...grads, stats]) t.dispose();
+        }
+      }
       const out = tf.tidy(() => {
-        const { grads, lossSum, correct } = this.gradientTensors(this.uploadN(n), batch);
+        const { grads, lossSum, correct } = this.gradientTensors(this.paramsOf(n), batch);
         return tf.concat([...grads.map((g) => tf.reshape(g, [-1])), tf.stack([lossSum, correct])]);
       });
       try {
         const data = (await out.data()) as Float32Array;
-        const m = this.parameterCount;
         return { gradient: data.slice(0, m), loss: data[m]! / b, accuracy: data[m + 1]! / b };
       } finally {
         out.dispose();
@@ -699,7 +817,7 @@ export class TfjsTrainingEngine implements TrainingEngine {
     this.checkN(n);
     const b = checkBatch(this.model.def, this.model.layout, batch);
     return this.run(async () => {
-      const params = tf.tidy(() => this.params(this.uploadN(n)));
+      const params = tf.tidy(() => this.paramsOf(n));
       let totals = tf.zeros([2]) as tf.Tensor1D;
       try {
         for (let from = 0; from < b; from += this.evalChunk) {
@@ -733,6 +851,14 @@ export class TfjsTrainingEngine implements TrainingEngine {
       );
     }
     return this.run(() => {
+      const h = this.host;
+      if (h !== undefined) {
+        h.n.set(n);
+        if (r === undefined) h.r.fill(0);
+        else h.r.set(r);
+        h.w.set(weightsOf(h.w0, n, this.uValue));
+        return;
+      }
       const nt = this.uploadN(n);
       const rt = this.segments.map((b) =>
         r === undefined
@@ -746,6 +872,7 @@ export class TfjsTrainingEngine implements TrainingEngine {
   async applyMap(map: Uint32Array): Promise<void> {
     assertMap(map, this.parameterCount);
     return this.run(() => {
+      if (this.host !== undefined) return this.hostApply(map);
       // The map is sorted, so each segment's entries are one contiguous run. The update goes up as a
       // dense delta, not a scatter: a scatter's shader depends on the number of entries, and WebGL
       // compiles one per map length (minutes each on SwiftShader, milliseconds on a real GPU).
@@ -773,13 +900,14 @@ export class TfjsTrainingEngine implements TrainingEngine {
   async step(batch: Batch, flush = false): Promise<LocalStepResult> {
     const b = checkBatch(this.model.def, this.model.layout, batch);
     return this.run(async () => {
+      if (this.host !== undefined) return this.hostStep(batch, b, flush);
       const { n, r, out } = tf.tidy(() => {
         const { grads, lossSum, correct } = this.gradientTensors(
-          this.segments.map((bl) => bl.n),
+          this.deviceParams(this.segments.map((bl) => bl.n)),
           batch,
         );
         // A flush iteration (last of a segment) thresholds at τ/2 and resets r (residual.ts).
-        return this.threshold(grads, flush, tf.stack([lossSum, correct]) as tf.Tensor1D);
+        return this.threshold(this.segmentGrads(grads), flush, tf.stack([lossSum, correct]) as tf.Tensor1D);
       });
       this.replaceState(n, r);
       try {
@@ -791,8 +919,46 @@ export class TfjsTrainingEngine implements TrainingEngine {
     });
   }
 
+  /**
+   * The host layout's step: gradient at w, every block downloaded before r changes (a failed read-back
+   * leaves the state as it was), then residual.ts semantics in one pass and n, w += map.
+   */
+  private async hostStep(batch: Batch, b: number, flush: boolean): Promise<LocalStepResult> {
+    const h = this.host!;
+    const { grads, stats } = this.hostGradient(() => this.hostParams(h.w), batch);
+    let parts: Float32Array[];
+    try {
+      parts = await Promise.all([...grads, stats].map((t) => t.data() as Promise<Float32Array>));
+    } finally {
+      for (const t of [...grads, stats]) t.dispose();
+    }
+    const tau = this.tauValue;
+    const threshold = flush ? tau / 2 : tau;
+    let map: Uint32Array;
+    const blocks = this.model.layout.blocks;
+    if (h.simd !== undefined) {
+      blocks.forEach((blk, i) => h.simd!.g.set(parts[i]!, blk.offset));
+      map = h.simd.run(tau, threshold);
+    } else {
+      let k = 0;
+      blocks.forEach((blk, i) => {
+        k = thresholdInto(h.r, blk.offset, parts[i]!, tau, threshold, h.out, k);
+      });
+      map = h.out.slice(0, k);
+    }
+    if (flush) h.r.fill(0);
+    this.hostApply(map);
+    const st = parts[parts.length - 1]!;
+    return { map, loss: st[0]! / b, accuracy: st[1]! / b };
+  }
+
   flush(): Promise<Uint32Array> {
     return this.run(async () => {
+      if (this.host !== undefined) {
+        const map = flushResidual(this.host.r, this.tauValue);
+        this.hostApply(map);
+        return map;
+      }
       const { n, r, out } = tf.tidy(() => this.threshold(null, true, tf.zeros([2]) as tf.Tensor1D));
       this.replaceState(n, r);
       try {
@@ -805,6 +971,7 @@ export class TfjsTrainingEngine implements TrainingEngine {
 
   state(): Promise<{ n: Int32Array; r: Float32Array }> {
     return this.run(async () => {
+      if (this.host !== undefined) return { n: this.host.n.slice(), r: this.host.r.slice() };
       const flat = tf.tidy(() => [
         tf.concat(this.segments.map((b) => tf.reshape(b.n, [-1]))),
         tf.concat(this.segments.map((b) => tf.reshape(b.r, [-1]))),

@@ -299,6 +299,8 @@ describe('TF.js training engine under Node (cpu, wasm)', () => {
     const all = (['packed', 'sign', 'where'] as MapDownload[]).flatMap((d) =>
       (['blocks', 'flat'] as StateLayout[]).map((l) => [d, l] as const),
     );
+    // The host layout downloads gradients, not signs: one download variant covers it.
+    all.push(['sign', 'host']);
     for (const [def, batches, variants] of [
       [
         mnistMlpTask(),
@@ -307,13 +309,25 @@ describe('TF.js training engine under Node (cpu, wasm)', () => {
           ['packed', 'blocks'],
           ['sign', 'flat'],
           ['where', 'blocks'],
+          ['sign', 'host'],
         ] as const,
       ],
       [CONV_TASK, (i: number) => randomBatch(98, 4, 3, 1000 + i), all],
     ] as const) {
       const tau = bitsToFloat32(def.tau);
+      const expanded: [MapDownload, StateLayout, 'simd' | 'js' | undefined][] = [];
       for (const [download, stateLayout] of variants) {
-        const e = await createTfjsEngine(def, { backend: 'cpu', download, stateLayout });
+        if (stateLayout !== 'host') expanded.push([download, stateLayout, undefined]);
+        else for (const t of ['simd', 'js'] as const) expanded.push([download, stateLayout, t]);
+      }
+      for (const [download, stateLayout, threshold] of expanded) {
+        const e = await createTfjsEngine(def, {
+          backend: 'cpu',
+          download,
+          stateLayout,
+          ...(threshold === undefined ? {} : { threshold }),
+        });
+        if (threshold !== undefined) assert.equal(e.residualPass, threshold);
         const m = e.parameterCount;
         const n = new Int32Array(m);
         const r = new Float32Array(m);
@@ -361,8 +375,10 @@ describe('TF.js training engine under Node (cpu, wasm)', () => {
     const def = DENSE_TASK;
     const tau = bitsToFloat32(def.tau);
     for (const [backend, stateLayout] of [
+      ['cpu', 'host'],
       ['cpu', 'blocks'],
       ['cpu', 'flat'],
+      ['wasm', 'host'],
       ['wasm', 'blocks'],
       ['wasm', 'flat'],
     ] as const) {
@@ -427,6 +443,7 @@ describe('TF.js training engine under Node (cpu, wasm)', () => {
         ['packed', 'blocks'],
         ['sign', 'flat'],
         ['where', 'blocks'],
+        ['sign', 'host'],
       ] as const) {
         const e = await createTfjsEngine(def, { backend, download, stateLayout });
         const m = e.parameterCount;
@@ -489,6 +506,7 @@ describe('TF.js training engine under Node (cpu, wasm)', () => {
         ['packed', 'flat'],
         ['where', 'blocks'],
         ['sign', 'blocks'],
+        ['sign', 'host'],
       ] as const) {
         await selectBackend({ force: backend });
         const base = tf.memory().numTensors;
@@ -584,6 +602,7 @@ describe('TF.js training engine under Node (cpu, wasm)', () => {
         { download: 'packed' },
         { download: 'sign' },
         { download: 'where' },
+        { stateLayout: 'blocks' },
         { stateLayout: 'flat' },
       ];
       const plain = await createPlainSgd(def, backend);

@@ -1,0 +1,432 @@
+/**
+ * One supervisor: the libp2p node (node-common/p2p.ts), the chain (LevelDB ChainStore + Ledger +
+ * mempool), the consensus driver with its LevelDB write-ahead log, and the request/response
+ * protocols it serves (status, template, block, proof, submitTx, candidate, tasks, history, batch,
+ * consensus catch-up). `startSupervisor` brings it all up; `stop` takes it down in the reverse
+ * order (libp2p first, so nothing new arrives; then the driver; then the stores).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ChainStore } from '../node-common/chain-store.ts';
+import { defaultNodeEd25519 } from '../node-common/ed25519-node.ts';
+import {
+  createNode,
+  multiaddr,
+  type PouwNode,
+  peerIdFromString,
+  peerIdOfNodeKey,
+} from '../node-common/p2p.ts';
+import { WalStore } from '../node-common/wal-store.ts';
+import { bytesToHex, equalBytes, hexToBytes, utf8 } from '../shared/bytes.ts';
+import { type Genesis, parseGenesis } from '../shared/chain/genesis.ts';
+import { blockHash, txId } from '../shared/chain/ids.ts';
+import type { Ledger } from '../shared/chain/ledger.ts';
+import { buildBlockTemplate } from '../shared/chain/template.ts';
+import type { OutPoint } from '../shared/chain/types.ts';
+import {
+  type AsyncConsensusVerifier,
+  asyncVerifier,
+  Commit,
+  type ConsensusMessage,
+  DEFAULT_ROUND_WINDOW,
+  signingKeys,
+  type TendermintParams,
+  validateMessageAsync,
+} from '../shared/consensus/index.ts';
+import * as bls from '../shared/crypto/bls.ts';
+import type { Ed25519 } from '../shared/crypto/ed25519.ts';
+import type { KeyShare } from '../shared/crypto/threshold-bls.ts';
+import { NetError } from '../shared/errors.ts';
+import {
+  BlockRequest,
+  CandidateRequest,
+  CandidateResponse,
+  ConsensusRequest,
+  ConsensusResponse,
+  FinalizedBlock,
+  MAX_CATCHUP_COMMITS,
+  MAX_PROOF_ENTRIES,
+  NodeRole,
+  type ProofEntry,
+  ProofRequest,
+  ProofResponse,
+  StatusRequest,
+  StatusResponse,
+  SubmitTxRequest,
+  SubmitTxResponse,
+  TasksRequest,
+  TasksResponse,
+  TemplateRequest,
+  TemplateResponse,
+} from '../shared/net/messages.ts';
+import { topics } from '../shared/net/protocols.ts';
+import { ChainApp, emptyHistoryRoot } from './chain.ts';
+import type { SupervisorConfig } from './config.ts';
+import { ConsensusDriver, type DriverLog } from './driver.ts';
+import { type CandidateVerifier, fastVerifier, realVerifier } from './verifier.ts';
+
+/** A supervisor's secrets as scripts/devnet.ts writes them (supervisors/supervisor-<i>.json). */
+export interface SupervisorKeys {
+  /** Committee index (0-based) = BLS share index − 1. */
+  member: number;
+  nodeKeySeed: Uint8Array;
+  share: KeyShare;
+}
+
+function keyError(field: string, message: string): NetError {
+  return new NetError('NET_BAD_CONFIG', `key file ${field}: ${message}`, 'REJECT', {
+    field: `keyFile.${field}`,
+  });
+}
+
+/** Reads a devnet key file and checks it against the genesis committee. */
+export async function loadSupervisorKeys(
+  file: string,
+  genesis: Genesis,
+  ed: Ed25519,
+): Promise<SupervisorKeys> {
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw keyError('(file)', `cannot read ${file}: ${(e as Error).message}`);
+  }
+  const hex = (k: string, len: number): Uint8Array => {
+    const v = json[k];
+    if (typeof v !== 'string' || !new RegExp(`^[0-9a-f]{${2 * len}}$`).test(v))
+      throw keyError(k, `must be ${len} bytes of hex`);
+    return hexToBytes(v);
+  };
+  const index = json['index'];
+  const n = genesis.committee.members.length;
+  if (typeof index !== 'number' || !Number.isInteger(index) || index < 1 || index > n)
+    throw keyError('index', `must be a member index in [1, ${n}]`);
+  const nodeKeySeed = hex('nodeKeySeed', 32);
+  const share = { index, secretKey: hex('blsSecretShare', 32) };
+  const member = genesis.committee.members[index - 1]!;
+  if (!equalBytes(await ed.getPublicKey(nodeKeySeed), member.nodeKey))
+    throw keyError('nodeKeySeed', `is not the node key of committee member ${index}`);
+  if (!equalBytes(bls.getPublicKey(share.secretKey), member.blsPublicShare))
+    throw keyError('blsSecretShare', `is not the BLS share of committee member ${index}`);
+  return { member: index - 1, nodeKeySeed, share };
+}
+
+export interface SupervisorOptions {
+  config: SupervisorConfig;
+  log?: DriverLog;
+  /** Overrides the verifier the config names (tests, benchmarks). */
+  verifier?: CandidateVerifier;
+  /** Log every consensus input and effect. */
+  trace?: boolean;
+}
+
+export interface Supervisor {
+  readonly node: PouwNode;
+  readonly driver: ConsensusDriver;
+  readonly app: ChainApp;
+  readonly store: ChainStore;
+  readonly genesis: Genesis;
+  readonly member: number;
+  stop(): Promise<void>;
+}
+
+export async function startSupervisor(opts: SupervisorOptions): Promise<Supervisor> {
+  const { config } = opts;
+  const log: DriverLog = opts.log ?? (() => {});
+  const ed = await defaultNodeEd25519();
+  const genesis = parseGenesis(JSON.parse(readFileSync(config.genesisFile, 'utf8')));
+  if (genesis.chainId !== config.chainId)
+    throw new NetError('NET_BAD_CONFIG', `config.chainId: genesis is for ${genesis.chainId}`, 'REJECT', {
+      field: 'chainId',
+    });
+  const keys = await loadSupervisorKeys(config.keyFile, genesis, ed);
+  const { committee, chainId } = genesis;
+  const verifiers = { ed25519Verify: ed.verify.bind(ed), blsVerify: bls.verify };
+
+  const store = await ChainStore.open(join(config.dataDir, 'chain'));
+  let wal: WalStore | undefined;
+  let node: PouwNode | undefined;
+  try {
+    const ledger: Ledger = await store.loadLedger(genesis, verifiers);
+    wal = await WalStore.open(join(config.dataDir, 'wal'));
+    const memberPeers = committee.members.map((m) => peerIdOfNodeKey(m.nodeKey).toString());
+    node = await createNode({
+      nodeKeySeed: keys.nodeKeySeed,
+      listen: config.listen,
+      directPeers: config.peers.map((p) => ({
+        peerId: peerIdFromString(p.peerId),
+        addrs: p.addrs.map((a) => multiaddr(a)),
+      })),
+      log,
+    });
+    const theNode = node;
+    const theWal = wal;
+    const consensusTopic = topics.consensus(chainId);
+    const blocksTopic = topics.blocks(chainId);
+    const messageVerifier = memoizedVerifier(asyncVerifier(ed));
+    const verifier =
+      opts.verifier ??
+      (config.verifier === 'fast'
+        ? fastVerifier
+        : realVerifier(() => undefined /* tasks: supervisor-node/tasks.ts adds contexts */));
+
+    const app = new ChainApp({
+      chainId,
+      committee,
+      ledger,
+      store,
+      verifier,
+      clock: () => BigInt(Date.now()),
+      historyRoot: () => emptyHistoryRoot(chainId),
+      fetchCandidate: async (hash) => {
+        for (const peer of memberPeers) {
+          if (peer === theNode.peerId.toString()) continue;
+          try {
+            const body = await theNode.request(
+              peerIdFromString(peer),
+              'candidate',
+              CandidateRequest.encode({ candidate: null, blockHash: hash }),
+              { timeoutMs: 5000 },
+            );
+            const c = CandidateResponse.decode(body).candidate;
+            if (c && equalBytes(blockHash(chainId, c.block.header), hash)) return c;
+          } catch {
+            // Try the next member.
+          }
+        }
+        return undefined;
+      },
+      publishBlock: (block, certificate) => {
+        theNode
+          .publish(blocksTopic, FinalizedBlock.encode({ block, certificate }))
+          .catch((e: unknown) => log('publish-failed', { topic: 'blocks', error: String(e) }));
+      },
+      log,
+    });
+
+    const params: TendermintParams = {
+      chainId,
+      n: committee.members.length,
+      self: keys.member,
+      timeouts: config.timeouts,
+      roundWindow: DEFAULT_ROUND_WINDOW,
+    };
+    const validationContext = { chainId, committee };
+    const driver = new ConsensusDriver({
+      params,
+      keys: signingKeys(ed, keys.nodeKeySeed, keys.share),
+      wal,
+      app,
+      gossipMs: config.gossipMs,
+      trace: opts.trace ?? false,
+      log,
+      network: {
+        publish: (bytes) => {
+          theNode
+            .publish(consensusTopic, bytes)
+            .catch((e: unknown) => log('publish-failed', { topic: 'consensus', error: String(e) }));
+        },
+        fetchCommits: async (peer, fromHeight) => {
+          const body = await theNode.request(
+            peerIdFromString(peer),
+            'consensus',
+            ConsensusRequest.encode({ fromHeight, count: MAX_CATCHUP_COMMITS }),
+            { timeoutMs: 5000 },
+          );
+          return ConsensusResponse.decode(body).commits;
+        },
+        verifyCommit: async (commit) => {
+          await validateMessageAsync({ kind: 'commit', commit }, validationContext, messageVerifier);
+        },
+      },
+    });
+
+    // Consensus gossip: only committee members originate it; every message is checked statelessly
+    // (decode, structure, membership, Ed25519 and BLS partial) before the driver sees it.
+    const memberSet = new Set(memberPeers);
+    node.subscribe(
+      consensusTopic,
+      async (data, from): Promise<ConsensusMessage> => {
+        if (!memberSet.has(from.toString()))
+          throw new NetError('NET_BAD_REQUEST', 'consensus gossip from a non-member', 'REJECT');
+        return validateMessageAsync(data, validationContext, messageVerifier);
+      },
+      (message, from) => driver.receive(message, from.toString()),
+    );
+
+    await serveProtocols(theNode, { genesis, app, ledger, store, wal: theWal, driver, member: keys.member });
+    await driver.start();
+    // Dial the other members now (gossipsub's direct-peer ticks would, a little later).
+    for (const p of config.peers) {
+      theNode.libp2p.dial(p.addrs.map((a) => multiaddr(a))).catch(() => {});
+    }
+    log('supervisor-started', {
+      member: keys.member,
+      peerId: node.peerId.toString(),
+      addrs: node.multiaddrs().map((m) => m.toString()),
+      tip: String(ledger.tip.height),
+      verifier: verifier.kind,
+    });
+
+    let stopped = false;
+    return {
+      node,
+      driver,
+      app,
+      store,
+      genesis,
+      member: keys.member,
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        await theNode.stop();
+        await driver.stop();
+        await theWal.close();
+        await store.close();
+      },
+    };
+  } catch (e) {
+    await node?.stop().catch(() => {});
+    await wal?.close().catch(() => {});
+    await store.close().catch(() => {});
+    throw e;
+  }
+}
+
+/**
+ * Remembers signature verdicts (bounded, oldest forgotten first): commits repeat precommits already
+ * checked from gossip, and re-gossip repeats everything; a BLS partial check costs ~25 ms.
+ */
+function memoizedVerifier(v: AsyncConsensusVerifier, max = 16_384): AsyncConsensusVerifier {
+  const seen = new Map<string, boolean>();
+  const memo = async (
+    kind: string,
+    pk: Uint8Array,
+    m: Uint8Array,
+    sig: Uint8Array,
+    check: () => boolean | Promise<boolean>,
+  ) => {
+    const key = `${kind}${bytesToHex(pk)}${bytesToHex(m)}${bytesToHex(sig)}`;
+    let ok = seen.get(key);
+    if (ok === undefined) {
+      ok = await check();
+      if (seen.size >= max) seen.delete(seen.keys().next().value!);
+      seen.set(key, ok);
+    }
+    return ok;
+  };
+  return {
+    ed25519: (pk, m, s) => memo('e', pk, m, s, () => v.ed25519(pk, m, s)),
+    blsPartial: (pk, m, s) => memo('b', pk, m, s, () => v.blsPartial(pk, m, s)),
+  };
+}
+
+interface ServeContext {
+  genesis: Genesis;
+  app: ChainApp;
+  ledger: Ledger;
+  store: ChainStore;
+  wal: WalStore;
+  driver: ConsensusDriver;
+  member: number;
+}
+
+function notFound(what: string): NetError {
+  return new NetError('NET_NOT_FOUND', what, 'IGNORE');
+}
+
+async function serveProtocols(node: PouwNode, c: ServeContext): Promise<void> {
+  const { genesis, app, ledger, store } = c;
+  const chainId = genesis.chainId;
+  const chainIdBytes = utf8(chainId);
+
+  await node.serve('status', async (body) => {
+    const req = StatusRequest.decode(body);
+    if (req.chainId.length > 0 && !equalBytes(req.chainId, chainIdBytes))
+      throw new NetError('NET_BAD_REQUEST', 'another chain', 'REJECT');
+    return StatusResponse.encode({
+      chainId: chainIdBytes,
+      genesisHash: ledger.genesisHash,
+      role: NodeRole.supervisor,
+      tipHeight: ledger.tip.height,
+      tipHash: ledger.tip.hash,
+      consensusHeight: c.driver.height,
+      consensusRound: c.driver.round,
+      committeeSize: genesis.committee.members.length,
+      threshold: genesis.committee.threshold,
+      groupPublicKey: genesis.committee.groupPublicKey,
+      memberIndex: c.member,
+    });
+  });
+
+  await node.serve('template', async (body) => {
+    const req = TemplateRequest.decode(body);
+    const template = await buildBlockTemplate(ledger, app.mempool, {
+      payout: req.payout,
+      time: BigInt(Date.now()),
+      taskId: req.taskId,
+      hashMsgHist: emptyHistoryRoot(chainId),
+      extra: req.extra,
+    });
+    const tipCertificate =
+      ledger.tip.height === 0n ? null : ((await store.getCertificate(ledger.tip.height)) ?? null);
+    return TemplateResponse.encode({ template, tipCertificate });
+  });
+
+  await node.serve('block', async (body) => {
+    const req = BlockRequest.decode(body);
+    const block = await store.getBlock(req.hash.length === 32 ? req.hash : req.height);
+    if (!block) throw notFound('no such finalized block');
+    const certificate = (await store.getCertificate(block.header.height)) ?? null;
+    return FinalizedBlock.encode({ block, certificate });
+  });
+
+  await node.serve('proof', async (body) => {
+    const req = ProofRequest.decode(body);
+    const outpoints: OutPoint[] = [...req.outpoints];
+    if (req.address.length === 20) {
+      const owned = await store.outpointsOf(req.address, MAX_PROOF_ENTRIES);
+      outpoints.push(...owned.slice(0, Math.max(0, MAX_PROOF_ENTRIES - outpoints.length)));
+    }
+    // Proofs are taken from the in-memory ledger in one synchronous pass: all against one tip.
+    const tip = ledger.tip;
+    const entries: ProofEntry[] = outpoints.slice(0, MAX_PROOF_ENTRIES).map((outpoint) => {
+      const p = ledger.proveUtxo(outpoint);
+      return { outpoint, out: p.out ?? null, proof: p.proof };
+    });
+    const certificate = tip.height === 0n ? null : ((await store.getCertificate(tip.height)) ?? null);
+    return ProofResponse.encode({ header: tip.header, certificate, entries });
+  });
+
+  await node.serve('submitTx', async (body) => {
+    const tx = SubmitTxRequest.decode(body);
+    await app.mempool.add(tx);
+    return SubmitTxResponse.encode({ txId: txId(chainId, tx.body) });
+  });
+
+  await node.serve('candidate', async (body) => {
+    const req = CandidateRequest.decode(body);
+    if (req.candidate) {
+      const hash = await app.submitCandidate(req.candidate);
+      c.driver.valueAvailable();
+      return CandidateResponse.encode({ blockHash: hash, candidate: null });
+    }
+    if (req.blockHash.length !== 32) throw new NetError('NET_BAD_REQUEST', 'no candidate and no block hash');
+    const candidate = app.candidate(req.blockHash);
+    if (!candidate) throw notFound(`no candidate ${bytesToHex(req.blockHash)}`);
+    return CandidateResponse.encode({ blockHash: req.blockHash, candidate });
+  });
+
+  await node.serve('consensus', async (body) => {
+    const req = ConsensusRequest.decode(body);
+    const count = Math.min(req.count, MAX_CATCHUP_COMMITS);
+    const stored = await c.wal.commits(req.fromHeight, count);
+    if (stored.length === 0) throw notFound(`no commit at ${req.fromHeight}`);
+    return ConsensusResponse.encode({ commits: stored.map((b) => Commit.decode(b)) });
+  });
+
+  await node.serve('tasks', async (body) => {
+    TasksRequest.decode(body);
+    return TasksResponse.encode({ tasks: [] });
+  });
+}
