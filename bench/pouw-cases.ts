@@ -24,7 +24,7 @@ import { batchIndices, batchTensors, type Dataset } from '../shared/pouw/dataset
 import type { TrainingEngine } from '../shared/pouw/engine.ts';
 import { SeededStream } from '../shared/pouw/init.ts';
 import { checkItRes, ItRes, type ItResBody, itResId, signItRes, workId } from '../shared/pouw/itres.ts';
-import { nonceAllowance } from '../shared/pouw/lattice.ts';
+import { nonceAllowance, nonceBase } from '../shared/pouw/lattice.ts';
 import { Miner } from '../shared/pouw/miner.ts';
 import {
   type Digest,
@@ -32,7 +32,6 @@ import {
   LocalMiningService,
   type MiningService,
   modelHashWith,
-  nonceBaseWith,
   residualStepFast,
 } from '../shared/pouw/mining.ts';
 import {
@@ -535,7 +534,7 @@ async function measureComponents(
           await engine.setState(s.n);
         }),
     'modelHash (digest over n)': await time(20, () => modelHashWith(setup.digest, CHAIN, tid, n)),
-    'nonce0 (digest over n and map)': await time(20, () => nonceBaseWith(setup.digest, CHAIN, n, ownMap)),
+    'work id + nonce0 (from the work id)': await time(50, () => nonceBase(CHAIN, workId(CHAIN, body))),
     [`grind ${allowance} nonces`]: await time(20, () => {
       grinder.grind(grindFrom, allowance);
       grindFrom += allowance;

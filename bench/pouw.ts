@@ -263,7 +263,7 @@ function printSummary(report: Record<string, unknown>): void {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   console.log(
     '\nPoUW overhead = PoUW iteration ÷ plain TF.js SGD step (same backend, model, batches; target ≤ 1.10), medians:' +
-      '\n  wall× = wall-clock (the training thread\'s critical path); busy× = training thread busy time;' +
+      "\n  wall× = wall-clock (the training thread's critical path); busy× = training thread busy time;" +
       '\n  CPU× = process CPU time, all threads (Node only)',
   );
   for (const r of rows) console.log(`  ${r.map((c, i) => c.padEnd(widths[i]!)).join('  ')}`);

@@ -16,20 +16,24 @@
  */
 
 import type { ChainStore } from '../node-common/chain-store.ts';
-import { bytesToHex, equalBytes } from '../shared/bytes.ts';
-import { blockHash, merkleRoot } from '../shared/chain/ids.ts';
+import { bytesToHex, equalBytes, utf8 } from '../shared/bytes.ts';
+import { blockHash } from '../shared/chain/ids.ts';
 import type { BlockDiff, Ledger } from '../shared/chain/ledger.ts';
 import { Mempool } from '../shared/chain/mempool.ts';
 import { Block, type Committee, type FinalityCertificate } from '../shared/chain/types.ts';
 import {
   assembleCertificate,
-  Commit,
   type ConsensusValue,
   MAX_VALUE_PAYLOAD,
+  VoteType,
+  valueId,
 } from '../shared/consensus/index.ts';
+import { combine } from '../shared/crypto/threshold-bls.ts';
 import { isPouwError, LedgerError, NetError, WorkError } from '../shared/errors.ts';
+import { ConsensusPayload } from '../shared/net/messages.ts';
 import type { BlockCandidate } from '../shared/pouw/candidate.ts';
 import type { Decision, DriverApp, DriverLog } from './driver.ts';
+import type { HistorySource } from './tasks.ts';
 import type { CandidateVerifier } from './verifier.ts';
 
 /** Candidates kept per height (the best ones; more are refused as IGNORE). */
@@ -52,8 +56,8 @@ export interface ChainAppOptions {
   verifier: CandidateVerifier;
   /** ms since the Unix epoch (block times are checked against it). */
   clock: () => bigint;
-  /** The message-history root a value at the next height carries. */
-  historyRoot: () => Uint8Array;
+  /** The message history the value's ids and root come from. */
+  history: HistorySource;
   /** Asks the other members for a candidate's proof bundle (validators whose verifier needs it). */
   fetchCandidate: (blockHash: Uint8Array) => Promise<BlockCandidate | undefined>;
   /** Publishes a finalized block with its certificate. */
@@ -62,10 +66,8 @@ export interface ChainAppOptions {
   mempoolBytes?: number;
 }
 
-/** Root of an empty message history (no task supervised yet). */
-export function emptyHistoryRoot(chainId: string): Uint8Array {
-  return merkleRoot(chainId, []);
-}
+/** Payload bytes kept for the history id list beside the block (4 KiB ids at least). */
+const MIN_HISTORY_BYTES = 4096 * 32 + 64;
 
 export class ChainApp implements DriverApp {
   readonly mempool: Mempool;
@@ -112,14 +114,21 @@ export class ChainApp implements DriverApp {
         'IGNORE',
       );
     }
-    if (Block.encode(block).length > MAX_VALUE_PAYLOAD)
-      throw new LedgerError('BLOCK_TOO_LARGE', `a proposed block is at most ${MAX_VALUE_PAYLOAD} bytes`);
+    if (Block.encode(block).length > MAX_VALUE_PAYLOAD - MIN_HISTORY_BYTES)
+      throw new LedgerError(
+        'BLOCK_TOO_LARGE',
+        `a proposed block is at most ${MAX_VALUE_PAYLOAD - MIN_HISTORY_BYTES} bytes (it rides in the consensus payload)`,
+      );
     if (this.#pool.size >= MAX_CANDIDATES && !this.#betterThanWorst(hashHex))
       throw new NetError('NET_UNAVAILABLE', 'enough better candidates for this height', 'IGNORE');
     this.stats.candidates++;
     let diff: BlockDiff;
     try {
       diff = await ledger.validateBlock(block, { now: this.#o.clock() }, this.mempool.verifiedSignatures);
+      // The bundle's IT_RES are the miner's own signed messages: the history audits and records
+      // them like gossip (the verifier reads the miner's past iterations from it).
+      if (this.#o.verifier.needsCandidate)
+        await this.#o.history.offer([candidate.znbSource, ...candidate.segment]);
       await this.#o.verifier.verify(chainId, block, candidate);
     } catch (e) {
       this.stats.refused++;
@@ -166,10 +175,12 @@ export class ChainApp implements DriverApp {
     if (height !== this.#o.ledger.tip.height + 1n) return undefined;
     const best = this.#best();
     if (!best) return undefined;
+    const blockBytes = Block.encode(best.block).length;
+    const history = this.#o.history.proposal(Math.floor((MAX_VALUE_PAYLOAD - blockBytes - 64) / 32));
     const value: ConsensusValue = {
       blockHash: blockHash(this.#o.chainId, best.block.header),
-      historyRoot: this.#o.historyRoot(),
-      payload: Block.encode(best.block),
+      historyRoot: history.root,
+      payload: ConsensusPayload.encode({ block: best.block, history: history.ids }),
     };
     this.#remember(this.#key(height, value), { valid: true, diff: best.diff });
     this.stats.proposed++;
@@ -197,14 +208,27 @@ export class ChainApp implements DriverApp {
       return false;
     };
     if (height !== ledger.tip.height + 1n) return false; // not ours to judge yet; the core re-asks per height
-    if (!equalBytes(value.historyRoot, this.#o.historyRoot())) return refuse('HISTORY_ROOT');
-    let block: Block;
+    let payload: ConsensusPayload;
     try {
-      block = Block.decode(value.payload);
+      payload = ConsensusPayload.decode(value.payload);
     } catch (e) {
       return refuse(isPouwError(e) ? e.code : 'DECODE');
     }
+    const block = payload.block;
     if (!equalBytes(blockHash(chainId, block.header), value.blockHash)) return refuse('BLOCK_HASH');
+    try {
+      const root = await this.#o.history.rootWith(payload.history);
+      if (!equalBytes(root, value.historyRoot)) return refuse('HISTORY_ROOT');
+    } catch (e) {
+      // 2f+1 members signed a committed value: a member whose history lags accepts their root.
+      if (!committed) {
+        if (isPouwError(e) && e.verdict === 'IGNORE') {
+          this.#o.log('value-not-valid-now', { height: String(height), code: e.code });
+          return false;
+        }
+        return refuse(isPouwError(e) ? e.code : String(e));
+      }
+    }
     const pooled = this.#pool.get(bytesToHex(value.blockHash));
     try {
       const diff =
@@ -218,7 +242,11 @@ export class ChainApp implements DriverApp {
         let candidate: BlockCandidate | undefined;
         if (this.#o.verifier.needsCandidate) {
           candidate = await this.#o.fetchCandidate(value.blockHash);
-          if (!candidate) return refuse('VERIFY_CANDIDATE_MISSING');
+          if (!candidate) {
+            this.#o.log('value-not-valid-now', { height: String(height), code: 'VERIFY_CANDIDATE_MISSING' });
+            return false;
+          }
+          await this.#o.history.offer([candidate.znbSource, ...candidate.segment]);
         }
         await this.#o.verifier.verify(chainId, block, candidate);
       }
@@ -236,25 +264,65 @@ export class ChainApp implements DriverApp {
   }
 
   async applyDecision(d: Decision): Promise<void> {
-    const { chainId, ledger, store, committee } = this.#o;
+    const { ledger, store } = this.#o;
     if (d.height !== ledger.tip.height + 1n) {
       if (d.height <= ledger.tip.height) return; // already stored (a re-applied log record)
       throw new LedgerError('BLOCK_BAD_HEIGHT', `decision for ${d.height}, tip is ${ledger.tip.height}`);
     }
-    const block = Block.decode(d.value.payload);
-    const { certificate } = assembleCertificate(chainId, d.height, d.value, d.commit, committee);
-    ledger.checkCertificate(block, certificate);
+    const payload = ConsensusPayload.decode(d.value.payload);
+    const block = payload.block;
+    const certificate = this.#certificate(d, block);
     const cached = this.#verdicts.get(this.#key(d.height, d.value))?.diff;
     const diff = cached ?? (await ledger.validateBlock(block, {}, this.mempool.verifiedSignatures));
     ledger.commit(diff);
     await store.commitBlock(diff, certificate);
     this.mempool.onBlock(diff, ledger);
+    this.#o.history.adopt(payload.history, block);
     this.#pool.clear();
     for (const k of [...this.#verdicts.keys()]) if (k.startsWith(`${d.height}/`)) this.#verdicts.delete(k);
     this.stats.applied++;
     this.stats.transactions += block.transactions.length;
     this.onApplied?.(d.height, block.transactions.length);
     this.#o.publishBlock(block, certificate);
+  }
+
+  /**
+   * The finality certificate from the commit's partials. They were each checked at the boundary
+   * (validateMessage), so t of them are interpolated unchecked and only the result is verified
+   * against the group key (one pairing check instead of a batch check plus one); should that fail,
+   * `assembleCertificate` checks every partial and names the bad ones.
+   */
+  #certificate(d: Decision, block: Block): FinalityCertificate {
+    const { chainId, ledger, committee } = this.#o;
+    const message = valueId(chainId, d.height, d.value);
+    const partials = d.commit
+      .filter(
+        (c) =>
+          c.vote.type === VoteType.precommit &&
+          c.blsPartial.length === 96 &&
+          equalBytes(c.vote.valueId, message),
+      )
+      .map((c) => ({ index: c.vote.validator + 1, signature: c.blsPartial }));
+    try {
+      const certificate: FinalityCertificate = {
+        chainId: utf8(chainId),
+        height: d.height,
+        blockHash: d.value.blockHash,
+        historyRoot: d.value.historyRoot,
+        groupSignature: combine(partials, committee.threshold),
+      };
+      ledger.checkCertificate(block, certificate);
+      return certificate;
+    } catch (e) {
+      this.#o.log('certificate-fallback', {
+        height: String(d.height),
+        code: isPouwError(e) ? e.code : String(e),
+      });
+      const { certificate, bad } = assembleCertificate(chainId, d.height, d.value, d.commit, committee);
+      if (bad.length > 0) this.#o.log('bad-partials', { height: String(d.height), members: bad });
+      ledger.checkCertificate(block, certificate);
+      return certificate;
+    }
   }
 
   #key(height: bigint, value: ConsensusValue): string {

@@ -21,8 +21,8 @@
  * statelessly (signature, membership, structure); here they are judged against the view: older
  * heights are dropped (the sender catches up by itself), the next height is buffered, anything
  * further ahead means this member lags and fetches commits from the sender. When a whole gossip
- * period passes without progress, the messages held for the current, valid and locked rounds are
- * published again (peers that missed them, or restarted, get them).
+ * period passes without progress, this member's own messages of the current, valid and locked
+ * rounds are published again (peers that missed them, or restarted, get them), with backoff.
  *
  * On start the driver re-applies decisions its log holds and the store lacks (a crash between the
  * decision record and the block write), then `recover`s the height in progress from the log: every
@@ -48,6 +48,7 @@ import {
   type SignedProposal,
   type SignedVote,
   type SigningKeys,
+  senderOf,
   signMessage,
   step,
   type TendermintParams,
@@ -141,6 +142,7 @@ export class ConsensusDriver {
   #timers = new Set<unknown>();
   #gossipTimer: unknown = null;
   #gossipKey = '';
+  #gossipBackoff = 1;
   #stopped = false;
   /** Value ids that arrived inside a commit (validated without the useful-work replay). */
   #committedIds = new Set<string>();
@@ -239,7 +241,10 @@ export class ConsensusDriver {
     const s = this.#state;
     if (!s || this.#stopped) return;
     const { height } = heightRound(message);
-    if (height < s.height) return this.#ignore('CONSENSUS_OLD_HEIGHT');
+    if (height < s.height) {
+      this.#ignore('CONSENSUS_OLD_HEIGHT');
+      return;
+    }
     const ahead = height - s.height;
     if (ahead > 0n) {
       if (
@@ -256,7 +261,8 @@ export class ConsensusDriver {
       checkView(message, { height: s.height, round: s.round, roundWindow: s.params.roundWindow });
       checkAgainstState(s, message);
     } catch (e) {
-      return this.#ignore(isPouwError(e) ? e.code : 'UNTYPED');
+      this.#ignore(isPouwError(e) ? e.code : 'UNTYPED');
+      return;
     }
     if (message.kind === 'commit') {
       this.#committedIds.add(this.#valueKey(message.commit.proposal.proposal.value, height));
@@ -290,7 +296,7 @@ export class ConsensusDriver {
   }
 
   #kick(): void {
-    if (this.#running || this.#pending.length === 0) return;
+    if (this.#running || this.#pending.length === 0 || this.#stopped) return;
     this.#running = this.#loop().finally(() => {
       this.#running = null;
       // An input queued by a microtask after the loop's last check is not left waiting.
@@ -349,6 +355,9 @@ export class ConsensusDriver {
       });
     };
     for (const e of effects) {
+      // A stopped driver acts no further (shutdown, or a crash point in tests): the records already
+      // appended describe everything it may have sent.
+      if (this.#stopped) return;
       this.onEffect?.(e);
       if (e.type === 'persist') {
         batch.push(e.record);
@@ -512,6 +521,12 @@ export class ConsensusDriver {
       });
   }
 
+  /**
+   * Re-gossip after a stall. Gossipsub already delivers every message to every member, so a member
+   * re-sends only its own messages of the current, valid and locked rounds (what a peer that missed
+   * them, or restarted, needs from it); the period doubles while the stall lasts (up to 8×), so a
+   * slow committee is not flooded by its own retries.
+   */
   #armGossip(): void {
     if (this.#stopped) return;
     this.#gossipTimer = this.#o.timers.setTimeout(() => {
@@ -522,13 +537,17 @@ export class ConsensusDriver {
       if (key === this.#gossipKey) {
         const rounds = [s.round, s.validRound, s.lockedRound].filter((r) => r >= 0);
         for (const m of messagesAt(s, rounds)) {
+          if (senderOf(m) !== s.params.self) continue;
           this.stats.regossiped++;
           this.#publish(m);
         }
+        this.#gossipBackoff = Math.min(this.#gossipBackoff * 2, 8);
+      } else {
+        this.#gossipBackoff = 1;
       }
       this.#gossipKey = key;
       this.#armGossip();
-    }, this.#o.gossipMs);
+    }, this.#o.gossipMs * this.#gossipBackoff);
   }
 }
 

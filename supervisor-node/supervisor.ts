@@ -38,13 +38,19 @@ import type { Ed25519 } from '../shared/crypto/ed25519.ts';
 import type { KeyShare } from '../shared/crypto/threshold-bls.ts';
 import { NetError } from '../shared/errors.ts';
 import {
+  BatchRequest,
+  BatchResponse,
   BlockRequest,
   CandidateRequest,
   CandidateResponse,
   ConsensusRequest,
   ConsensusResponse,
   FinalizedBlock,
+  HistoryRequest,
+  HistoryResponse,
   MAX_CATCHUP_COMMITS,
+  MAX_HISTORY_ID_PAGE,
+  MAX_HISTORY_IDS,
   MAX_PROOF_ENTRIES,
   NodeRole,
   type ProofEntry,
@@ -60,9 +66,19 @@ import {
   TemplateResponse,
 } from '../shared/net/messages.ts';
 import { topics } from '../shared/net/protocols.ts';
-import { ChainApp, emptyHistoryRoot } from './chain.ts';
+import { batchIndices } from '../shared/pouw/dataset.ts';
+import { ItRes, itResId } from '../shared/pouw/itres.ts';
+import { batchesPerEpoch } from '../shared/pouw/task.ts';
+import { ChainApp } from './chain.ts';
 import type { SupervisorConfig } from './config.ts';
 import { ConsensusDriver, type DriverLog } from './driver.ts';
+import {
+  emptyHistory,
+  type HistorySource,
+  loadTask,
+  type SupervisedTask,
+  taskHistorySource,
+} from './tasks.ts';
 import { type CandidateVerifier, fastVerifier, realVerifier } from './verifier.ts';
 
 /** A supervisor's secrets as scripts/devnet.ts writes them (supervisors/supervisor-<i>.json). */
@@ -164,11 +180,45 @@ export async function startSupervisor(opts: SupervisorOptions): Promise<Supervis
     const consensusTopic = topics.consensus(chainId);
     const blocksTopic = topics.blocks(chainId);
     const messageVerifier = memoizedVerifier(asyncVerifier(ed));
+    if (config.tasks.length > 1)
+      throw new NetError('NET_BAD_CONFIG', 'config.tasks: one task per supervisor for now', 'REJECT', {
+        field: 'tasks',
+      });
+    const task = config.tasks[0] === undefined ? undefined : loadTask(config.tasks[0], chainId, ed);
     const verifier =
       opts.verifier ??
       (config.verifier === 'fast'
         ? fastVerifier
-        : realVerifier(() => undefined /* tasks: supervisor-node/tasks.ts adds contexts */));
+        : realVerifier((id) => (task && equalBytes(id, task.taskId) ? task.verifyContext() : undefined)));
+    const history: HistorySource = task
+      ? taskHistorySource(
+          task,
+          async (idsHex) => {
+            const out: ItRes[] = [];
+            const want = new Set(idsHex);
+            for (const peer of memberPeers) {
+              if (peer === theNode.peerId.toString() || want.size === 0) continue;
+              const ids = [...want].slice(0, MAX_HISTORY_IDS).map((h) => hexToBytes(h));
+              try {
+                const body = await theNode.request(
+                  peerIdFromString(peer),
+                  'history',
+                  HistoryRequest.encode({ ids, fromIndex: 0n, count: 0 }),
+                  { timeoutMs: 5000 },
+                );
+                for (const m of HistoryResponse.decode(body).messages) {
+                  const id = bytesToHex(itResId(chainId, m.body));
+                  if (want.delete(id)) out.push(m);
+                }
+              } catch {
+                // Ask the next member.
+              }
+            }
+            return out;
+          },
+          log,
+        )
+      : emptyHistory(chainId);
 
     const app = new ChainApp({
       chainId,
@@ -177,7 +227,7 @@ export async function startSupervisor(opts: SupervisorOptions): Promise<Supervis
       store,
       verifier,
       clock: () => BigInt(Date.now()),
-      historyRoot: () => emptyHistoryRoot(chainId),
+      history,
       fetchCandidate: async (hash) => {
         for (const peer of memberPeers) {
           if (peer === theNode.peerId.toString()) continue;
@@ -254,7 +304,33 @@ export async function startSupervisor(opts: SupervisorOptions): Promise<Supervis
       (message, from) => driver.receive(message, from.toString()),
     );
 
-    await serveProtocols(theNode, { genesis, app, ledger, store, wal: theWal, driver, member: keys.member });
+    // The task's IT_RES: audited and recorded by the history on arrival; REJECT verdicts count
+    // against the relaying peer.
+    if (task) {
+      node.subscribe(
+        topics.itres(chainId, task.taskId),
+        async (data) => {
+          const r = await task.history.offer(ItRes.decode(data));
+          if (r.verdict === 'REJECT') throw r.error ?? new NetError('NET_BAD_REQUEST', r.code);
+          if (r.verdict === 'IGNORE' && r.code !== 'PARKED')
+            throw r.error ?? new NetError('NET_NOT_FOUND', r.code, 'IGNORE');
+          return r;
+        },
+        () => {},
+      );
+    }
+
+    await serveProtocols(theNode, {
+      genesis,
+      app,
+      ledger,
+      store,
+      wal: theWal,
+      driver,
+      member: keys.member,
+      history,
+      task,
+    });
     await driver.start();
     // Dial the other members now (gossipsub's direct-peer ticks would, a little later).
     for (const p of config.peers) {
@@ -329,6 +405,8 @@ interface ServeContext {
   wal: WalStore;
   driver: ConsensusDriver;
   member: number;
+  history: HistorySource;
+  task: SupervisedTask | undefined;
 }
 
 function notFound(what: string): NetError {
@@ -365,7 +443,7 @@ async function serveProtocols(node: PouwNode, c: ServeContext): Promise<void> {
       payout: req.payout,
       time: BigInt(Date.now()),
       taskId: req.taskId,
-      hashMsgHist: emptyHistoryRoot(chainId),
+      hashMsgHist: c.history.decidedRoot(),
       extra: req.extra,
     });
     const tipCertificate =
@@ -425,8 +503,50 @@ async function serveProtocols(node: PouwNode, c: ServeContext): Promise<void> {
     return ConsensusResponse.encode({ commits: stored.map((b) => Commit.decode(b)) });
   });
 
+  const task = c.task;
   await node.serve('tasks', async (body) => {
-    TasksRequest.decode(body);
-    return TasksResponse.encode({ tasks: [] });
+    const req = TasksRequest.decode(body);
+    const match = task && (req.taskId.length === 0 || equalBytes(req.taskId, task.taskId));
+    return TasksResponse.encode({
+      tasks: match ? [{ taskId: task.taskId, definition: task.definition, miners: task.miners }] : [],
+    });
+  });
+
+  await node.serve('history', async (body) => {
+    const req = HistoryRequest.decode(body);
+    if (!task) throw notFound('no task supervised here');
+    const h = task.history;
+    const messages = req.ids.map((id) => h.get(bytesToHex(id))).filter((m): m is ItRes => m !== undefined);
+    const count = Math.min(req.count, MAX_HISTORY_ID_PAGE);
+    const from = req.fromIndex > BigInt(h.count) ? h.count : Number(req.fromIndex);
+    const ids =
+      req.ids.length > 0 || count === 0
+        ? []
+        : h
+            .idsHex()
+            .slice(from, from + count)
+            .map((x) => hexToBytes(x));
+    return HistoryResponse.encode({ messages, ids, total: BigInt(h.count), root: h.historyRoot() });
+  });
+
+  await node.serve('batch', async (body) => {
+    const req = BatchRequest.decode(body);
+    if (!task || !equalBytes(req.taskId, task.taskId)) throw notFound('no such task here');
+    const def = task.definition;
+    if (req.epoch >= def.epochs || req.batchId >= batchesPerEpoch(def))
+      throw new NetError('NET_BAD_REQUEST', 'no such batch in this task');
+    const indices = batchIndices(task.taskId, req.epoch, req.batchId, def.trainSize, def.batchSize);
+    const stride = task.dataset.featureBytes + 1;
+    const examples = new Uint8Array(indices.length * stride);
+    indices.forEach((i, row) => {
+      examples.set(task.dataset.examples.subarray(i * stride, (i + 1) * stride), row * stride);
+    });
+    return BatchResponse.encode({
+      taskId: task.taskId,
+      epoch: req.epoch,
+      batchId: req.batchId,
+      indices,
+      examples,
+    });
   });
 }

@@ -106,7 +106,10 @@ export const BlockHeader = defineCodec(
     bits: uint32,
     nonce: bytes32,
     taskId: bytes32,
-    /** Id of the IT_RES whose iteration earned the nonce. */
+    /**
+     * Work id (shared/pouw/itres.ts workId) of the IT_RES whose iteration earned the nonce: a hash of
+     * its work-determined fields only, so re-signing an iteration cannot buy fresh nonces (ADR 0009).
+     */
     hashMsg: bytes32,
     /** Root of the finalized message history the miner built on. */
     hashMsgHist: bytes32,

@@ -31,6 +31,9 @@ export const DOMAIN_TAGS = [
   'pouw/nonce/v1',
   'pouw/work/v1',
   'pouw/test/v1',
+  // task membership (ADR 0012): a volunteer's join, the task lead's signed miner set
+  'pouw/join/v1',
+  'pouw/task-miners/v1',
 ] as const;
 export type DomainTag = (typeof DOMAIN_TAGS)[number];
 

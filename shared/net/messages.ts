@@ -28,6 +28,7 @@ import { bytes20, bytes32, uint8, uint16, uint32, uint64 } from '../codec/ssz.ts
 import { Commit } from '../consensus/types.ts';
 import { isPouwError, NetError, type NetErrorCode, type PouwError } from '../errors.ts';
 import type { BlockCandidate as BlockCandidateValue } from '../pouw/candidate.ts';
+import { HistoryIds } from '../pouw/history.ts';
 import { ItRes } from '../pouw/itres.ts';
 import { TaskDefinition } from '../pouw/task.ts';
 import { StateProof } from '../state/state-tree.ts';
@@ -182,6 +183,17 @@ export const BlockCandidate = defineCodec(
   }),
 );
 export type BlockCandidate = BlockCandidateValue;
+
+/**
+ * The payload of a supervisor's consensus value (shared/consensus ConsensusValue.payload): the
+ * proposed block and the message-history ids the proposal adds to the decided history. The value's
+ * historyRoot is the Merkle root over the decided ids followed by these; every member checks both.
+ */
+export const ConsensusPayload = defineCodec(
+  'ConsensusPayload',
+  new ContainerType({ block: Block.ssz, history: HistoryIds.ssz }),
+);
+export type ConsensusPayload = CodecValue<typeof ConsensusPayload>;
 
 // ---------------------------------------------------------------------------------------------
 // status

@@ -29,6 +29,8 @@ export const PROTOCOLS = {
   candidate: '/pouw/candidate/1.0.0',
   /** Task definitions and their miner assignments. */
   tasks: '/pouw/tasks/1.0.0',
+  /** A volunteer asks for a miner slot of a task; the reply is the signed miner set once it is full. */
+  join: '/pouw/join/1.0.0',
   /** Supervisor-to-supervisor: DKG messages over Noise-authenticated connections. */
   dkg: '/pouw/dkg/1.0.0',
   /** Supervisor-to-supervisor: direct consensus message delivery and catch-up. */

@@ -1,6 +1,8 @@
+import { sha256 } from '@noble/hashes/sha2.js';
 import fc from 'fast-check';
 import { assert, describe, it } from '#test';
 import { bytesToHex } from '../bytes.ts';
+import { taggedHash } from '../codec/domain.ts';
 import { nobleEd25519 } from '../crypto/ed25519.ts';
 import { isPouwError } from '../errors.ts';
 import { assignedBatch, batchIndices, drawTestSegments, permutation } from './dataset.ts';
@@ -212,12 +214,20 @@ describe('lattice state and residual thresholding', () => {
 });
 
 describe('nonces', () => {
+  it('nonce0 is the double tagged hash of the work id, bound to the chain', () => {
+    const work = new Uint8Array(32).fill(3);
+    const inner = taggedHash('pouw/nonce/v1', CHAIN, work);
+    assert.equal(bytesToHex(nonceBase(CHAIN, work)), bytesToHex(sha256(inner)));
+    assert.notEqual(bytesToHex(nonceBase('pouw-other', work)), bytesToHex(nonceBase(CHAIN, work)));
+    assert.notEqual(bytesToHex(nonceBase(CHAIN, new Uint8Array(32))), bytesToHex(nonceBase(CHAIN, work)));
+  });
+
   it('allowance follows a = ω_B·β + ω_M·|M| (ppm)', () => {
     assert.equal(nonceAllowance(10_000, 78_500, 10_000, 109_386), 785 + 1093);
   });
 
   it('ranges are [nonce0, nonce0 + a) with carries across bytes', () => {
-    const base = nonceBase(CHAIN, new Int32Array([1, 2, 3]), Uint32Array.from([makeEntry(1, 1)]));
+    const base = nonceBase(CHAIN, new Uint8Array(32).fill(3));
     assert.equal(nonceOffset(base, nonceAt(base, 0), 10), 0);
     assert.equal(nonceOffset(base, nonceAt(base, 9), 10), 9);
     assert.equal(nonceOffset(base, nonceAt(base, 10), 10), -1);

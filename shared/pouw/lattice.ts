@@ -1,7 +1,7 @@
 /**
- * Hashes over the lattice state n: the model hash every IT_RES carries and the nonce base an
- * iteration earns (DESIGN §4.4 steps 2 and 7). n is hashed as little-endian int32s, bit-exact on
- * every backend because it is integers, never floats.
+ * Hashes over the lattice state n: the model hash every IT_RES carries (DESIGN §4.4 step 2; n is
+ * hashed as little-endian int32s, bit-exact on every backend because it is integers, never floats),
+ * and the nonce base and range an iteration earns (step 7).
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { domainPrefix } from '../codec/domain.ts';
@@ -39,15 +39,15 @@ export function residualHash(chainId: string, taskId: Uint8Array, r: Float32Arra
     .digest();
 }
 
-/** nonce0 = H(H(tag ‖ n_after ‖ map)): the first nonce this iteration may try. */
-export function nonceBase(chainId: string, nAfter: Int32Array, map: Uint32Array): Uint8Array {
-  const inner = sha256
-    .create()
-    .update(domainPrefix('pouw/nonce/v1', chainId))
-    .update(leBytes(nAfter))
-    .update(leBytes(map))
-    .digest();
-  return sha256(inner);
+/**
+ * nonce0 = H(H(tag ‖ workId)): the first nonce an iteration may try, from its work id (itres.ts
+ * `workId`: taskId, miner, epoch, iteration, batchId, modelHash, map). The work id binds n_after
+ * as hashing it would (n_after = n_before + map, and modelHash commits to n_before), is fixed only
+ * once the gradient step has produced the map, and costs O(1) here instead of a pass over |M|
+ * (ADR 0009).
+ */
+export function nonceBase(chainId: string, workId: Uint8Array): Uint8Array {
+  return sha256(sha256.create().update(domainPrefix('pouw/nonce/v1', chainId)).update(workId).digest());
 }
 
 /** Nonces an iteration earns: a = ⌊ω_B·β/10^6⌋ + ⌊ω_M·|M|/10^6⌋, β = batch bytes, |M| = weights. */

@@ -303,9 +303,7 @@ describe('Miner', () => {
       assert.equal(c.znbSource.body.iteration, lucky.iteration - def.znbLead);
       assert.ok(equalBytes(znbHash(CHAIN, header), c.znbSource.body.znbHash), 'ZNB');
       const states = impliedStates(sim, minerHex);
-      const nAfter = states[lucky.iteration]!.slice();
-      applyMap(nAfter, Uint32Array.from(lucky.map));
-      const offset = nonceOffset(nonceBase(CHAIN, nAfter, Uint32Array.from(lucky.map)), header.nonce, a);
+      const offset = nonceOffset(nonceBase(CHAIN, workId(CHAIN, lucky)), header.nonce, a);
       assert.ok(offset >= 0 && offset < a, 'nonce within [nonce0, nonce0 + a)');
       // The segment from its start, and an exact residual replay (same JS engine).
       const start = segmentStart(lucky.iteration, def.segmentLength);

@@ -9,11 +9,11 @@
  *    residual (`residual: 'host'`) takes plain gradients instead, as a verifier does;
  *  - the miner keeps a CPU mirror of n, updated from maps (O(map) per iteration);
  *  - everything else of an iteration lives in a `MiningService` (mining.ts), which may run on
- *    another core: the hashes over all of n (modelHash, nonce0), the IT_RES's ids and signature
- *    (`seal`, with the miner's key), the checks of received IT_RES (`check`) and the grinding. The
- *    training thread hands over the map and the step's numbers and goes on; sealing and grinding run
- *    beside the next iteration, at most `miningBacklog` jobs deep, so every earned nonce is hashed;
- *    broadcasts stay in order.
+ *    another core: the hash over all of n (modelHash), the IT_RES's id, work id and signature
+ *    (`seal`, with the miner's key), nonce0, the checks of received IT_RES (`check`) and the
+ *    grinding. The training thread hands over the map and the step's numbers and goes on; sealing
+ *    and grinding run beside the next iteration, at most `miningBacklog` jobs deep, so every earned
+ *    nonce is hashed; broadcasts stay in order.
  * Incoming peer messages are checked (task, membership and duplicates here; map and signature by
  * the service) on arrival and queued (bounded) until the next iteration applies them.
  */

@@ -13,10 +13,12 @@
  * No allocation per nonce.
  *
  * `MiningService` is the CPU side of an iteration: a mirror of the lattice state n, the model hash
- * of step 2, nonce0 of step 7 and grinding. `LocalMiningService` runs it on the calling thread,
- * grinding in chunks between yields; `serveMiningPort` runs the same thing behind a MessagePort
- * (a Web Worker or a Node worker thread) and `connectMiningPort` is the miner's proxy for it, so the
- * expensive hashes and the grinding run on another core beside the next training step.
+ * of step 2, sealing the IT_RES of step 6 (body, id, work id — the header's hashMsg — and, holding
+ * the miner's key, the signature), the checks of received IT_RES, nonce0 of step 7 and grinding.
+ * `LocalMiningService` runs it on the calling thread, grinding in chunks between yields;
+ * `serveMiningPort` runs the same thing behind a MessagePort (a Web Worker or a Node worker thread)
+ * and `connectMiningPort` is the miner's proxy for it, so that all of it runs on another core beside
+ * the next training step and the training thread only trains (ADR 0008).
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, equalBytes } from '../bytes.ts';
@@ -26,6 +28,7 @@ import { domainPrefix } from '../codec/domain.ts';
 import { defaultEd25519, type Ed25519 } from '../crypto/ed25519.ts';
 import { isPouwError, type Verdict, WorkError, type WorkErrorCode } from '../errors.ts';
 import { type CheckedItRes, ItRes, ItResBody, ItResWork, workOf } from './itres.ts';
+import { nonceBase } from './lattice.ts';
 import { applyMap, assertMap, thresholdInto } from './residual.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -384,7 +387,7 @@ function meets(h: Int32Array, t: Uint32Array): boolean {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The hashes over n (identical to lattice.ts modelHash and nonceBase), with a pluggable digest.
+// The large hashes (identical to lattice.ts and itres.ts), with a pluggable digest.
 
 /**
  * SHA-256 of the concatenated parts. It must read the parts before it returns (they may change
@@ -450,17 +453,6 @@ export function residualHashWith(
   r: Float32Array,
 ): Uint8Array | Promise<Uint8Array> {
   return digest([domainPrefix('pouw/model/v1', chainId), taskId, Uint8Array.of(0x72), leBytesF32(r)]);
-}
-
-/** lattice.ts `nonceBase`, through `digest` (the outer hash is 32 bytes: noble, synchronous). */
-export function nonceBaseWith(
-  digest: Digest,
-  chainId: string,
-  nAfter: Int32Array,
-  map: Uint32Array,
-): Uint8Array | Promise<Uint8Array> {
-  const inner = digest([domainPrefix('pouw/nonce/v1', chainId), leBytes(nAfter), leBytes(map)]);
-  return inner instanceof Uint8Array ? sha256(inner) : inner.then((d) => sha256(d));
 }
 
 /**
@@ -558,10 +550,10 @@ export interface MiningStats {
 
 /**
  * The CPU side of an iteration, off the device and, where it is remote (a worker), off the
- * training thread: the mirror of n, the hashes over it, the IT_RES's ids and signature, the checks
+ * training thread: the mirror of n, the hash over it, the IT_RES's ids and signature, the checks
  * of received IT_RES, nonce0 and grinding. Calls are applied in order: `modelHash()` hashes n as of
- * the calls before it; `seal` hashes the mirror, then applies the iteration's map, fixes nonce0 from
- * that n at once, and grinds later.
+ * the calls before it; `seal` hashes the mirror at once, then applies the iteration's map; nonce0
+ * follows from the work id, and grinding later.
  */
 export interface MiningService {
   /** Replaces the mirror of n (start, resync). */
@@ -577,7 +569,7 @@ export interface MiningService {
   check(msg: ItRes): Promise<CheckedItRes>;
   /**
    * Seals an iteration: body = fields + modelHash(mirror) + map, its id, work id and (with the key)
-   * signature; then n += map, nonce0 = nonceBase(n, map) and grinding, if there is a template.
+   * signature; then n += map, and nonce0 = nonceBase(work id) and grinding, if there is a template.
    */
   seal(req: SealRequest): SealedJob;
   /** Drops queued jobs whose template is not on `tip` (after a tip change). */
@@ -614,8 +606,8 @@ interface QueuedJob {
   iteration: number;
   template: BlockHeader;
   count: number;
-  nonce0: Uint8Array | Promise<Uint8Array>;
-  hashMsg: Promise<Uint8Array>;
+  /** The sealed IT_RES: its work id is the header's hashMsg and gives nonce0. */
+  sealed: Promise<Sealed>;
   resolve: (o: MiningOutcome) => void;
   reject: (e: unknown) => void;
 }
@@ -680,24 +672,15 @@ export class LocalMiningService implements MiningService {
   seal(req: SealRequest): SealedJob {
     const { chainId, taskId } = this.opts;
     const iteration = req.fields.iteration;
-    // Both digests read the mirror before returning: the model hash before this map, nonce0 after.
+    // The digest reads the mirror before returning: the model hash of n before this map.
     const hashed = modelHashWith(this.digest, chainId, taskId, this.n);
     applyMap(this.n, req.map);
     this.counters.jobs++;
     const sealed = this.sealBody(req, hashed);
     if (req.template === undefined || req.count <= 0)
       return { sealed, mined: Promise.resolve({ iteration, tried: 0 }) };
-    const nonce0 = nonceBaseWith(this.digest, chainId, this.n, req.map);
     const mined = new Promise<MiningOutcome>((resolve, reject) =>
-      this.queue.push({
-        iteration,
-        template: req.template!,
-        count: req.count,
-        nonce0,
-        hashMsg: sealed.then((s) => s.work),
-        resolve,
-        reject,
-      }),
+      this.queue.push({ iteration, template: req.template!, count: req.count, sealed, resolve, reject }),
     );
     // Bounded backlog: drop the oldest waiting job (the one at the head may be grinding).
     while (this.queue.length > this.maxBacklog + 1) {
@@ -759,8 +742,9 @@ export class LocalMiningService implements MiningService {
   }
 
   private async grindJob(q: QueuedJob): Promise<MiningOutcome> {
-    const [nonce0, hashMsg] = await Promise.all([q.nonce0, q.hashMsg]);
-    const grinder = new HeaderGrinder(this.opts.chainId, q.template, hashMsg, nonce0);
+    const { work } = await q.sealed;
+    const nonce0 = nonceBase(this.opts.chainId, work);
+    const grinder = new HeaderGrinder(this.opts.chainId, q.template, work, nonce0);
     let hit: GrindHit | undefined;
     for (let from = 0; from < q.count && hit === undefined; from += this.chunk) {
       if (from > 0) {
@@ -931,7 +915,9 @@ export function connectMiningPort(
     else p.reject(fromErrorInfo(r.error));
   };
   const expect = <T>(id: number): Promise<T> =>
-    new Promise<T>((resolve, reject) => pending.set(id, { resolve: resolve as (v: unknown) => void, reject }));
+    new Promise<T>((resolve, reject) =>
+      pending.set(id, { resolve: resolve as (v: unknown) => void, reject }),
+    );
   const call = <T>(make: (id: number) => Request): Promise<T> => {
     const id = next++;
     const p = expect<T>(id);

@@ -352,7 +352,8 @@ export function createSimdThreshold(parameterCount: number): SimdThreshold | und
     r,
     g,
     run(tau, theta) {
-      if (!(theta > 0 && tau > 0)) throw new WorkError('TASK_INVALID', `threshold ${theta} and τ ${tau} must be > 0`);
+      if (!(theta > 0 && tau > 0))
+        throw new WorkError('TASK_INVALID', `threshold ${theta} and τ ${tau} must be > 0`);
       const k = threshold(0, 4 * padded, 8 * padded, padded / 4, theta, tau);
       return out.slice(0, k);
     },

@@ -415,8 +415,8 @@ export async function runHonestMiners(opts: HonestRunOptions): Promise<HonestRun
       });
       if (t >= k) {
         const template = templates.get(`${mi}/${t}`)!;
-        const nonce0 = nonceBase(chainId, st.n, res.map);
-        const won = mine(chainId, { ...template, hashMsg: workId(chainId, body) }, nonce0, 0, allowance);
+        const work = workId(chainId, body);
+        const won = mine(chainId, { ...template, hashMsg: work }, nonceBase(chainId, work), 0, allowance);
         if (won.offset >= 0) {
           const start = segmentStart(t, task.segmentLength);
           candidates.push({
@@ -463,8 +463,6 @@ export interface Forged {
 }
 
 export interface ForgeOptions {
-  /** The forger's n after its (forged) map, for its nonce range; default: honest nBefore + forged map. */
-  nAfter?: Int32Array;
   /** Builds the header to submit from the committed template (hashMsg set) and the forger's nonce0; default: mine in [0, a). */
   header?: (template: BlockHeader, nonce0: Uint8Array, allowance: number) => BlockHeader;
   /**
@@ -492,15 +490,11 @@ export async function forge(
   const body = await mutate(structuredCloneBody(step.msg.body), step);
   const msg = await signItRes(chainId, body, run.secretKeys[m]!, run.ed25519);
   const history = opts.record === false ? run.history : run.history.withReplaced(msg);
-  const map = Uint32Array.from(body.map);
-  let nAfter = opts.nAfter;
-  if (nAfter === undefined) {
-    nAfter = step.nBefore.slice();
-    applyMap(nAfter, map);
-  }
-  const nonce0 = nonceBase(chainId, nAfter, map);
+  // The forger's nonce range: the one its (forged) work earns.
+  const work = workId(chainId, body);
+  const nonce0 = nonceBase(chainId, work);
   const a = allowanceOf(task, layout);
-  const template = { ...run.templates.get(`${m}/${L}`)!, hashMsg: workId(chainId, body) };
+  const template = { ...run.templates.get(`${m}/${L}`)!, hashMsg: work };
   let header: BlockHeader;
   if (opts.header !== undefined) header = opts.header(template, nonce0, a);
   else {

@@ -285,15 +285,11 @@ describe('verification (MNIST MLP on TF.js cpu and wasm)', () => {
         stale[e & INDEX_MASK]! -= (e & SIGN_BIT) !== 0 ? 1 : -1; // own last update not applied
       const g = await cpu.gradient(stale, batchAt(cpuRun, 0, L));
       const map = residualStep(st.rBefore.slice(), g.gradient, tau, false);
-      const nAfter = stale.slice();
-      applyMap(nAfter, map);
-      const f = await forge(
-        cpuRun,
-        0,
-        L,
-        (b) => ({ ...b, modelHash: modelHash(CHAIN, cpuRun.taskId, stale), map: Array.from(map) }),
-        { nAfter },
-      );
+      const f = await forge(cpuRun, 0, L, (b) => ({
+        ...b,
+        modelHash: modelHash(CHAIN, cpuRun.taskId, stale),
+        map: Array.from(map),
+      }));
       await rejectsWith(
         verifyCandidate(f.candidate, ctxFor(cpuRun, wasm, f.history)),
         'VERIFY_MODEL_HASH',
@@ -365,7 +361,7 @@ describe('verification (MNIST MLP on TF.js cpu and wasm)', () => {
       const f = await forge(cpuRun, 0, L, (b) => b, {
         record: false,
         header: (t, _nonce0, a) => {
-          const won = mine(CHAIN, t, nonceBase(CHAIN, prev.nAfter, prev.map), 0, a);
+          const won = mine(CHAIN, t, nonceBase(CHAIN, prev.work), 0, a);
           assert.ok(won.offset >= 0);
           return won.header;
         },
@@ -464,7 +460,12 @@ describe('verification (MNIST MLP on TF.js cpu and wasm)', () => {
       // A segment entry other than the recorded one (iteration L − 1 of the honest candidate).
       const c = await candidateAt(cpuRun, 0, L);
       const prev = honestStep(cpuRun, 0, L - 1).msg;
-      const resigned = await signItRes(CHAIN, freeFieldVariant(prev.body), cpuRun.secretKeys[0]!, nobleEd25519);
+      const resigned = await signItRes(
+        CHAIN,
+        freeFieldVariant(prev.body),
+        cpuRun.secretKeys[0]!,
+        nobleEd25519,
+      );
       const segment = [...c.segment];
       segment[segment.length - 2] = resigned;
       await rejectsWith(
@@ -514,21 +515,13 @@ describe('verification (MNIST MLP on TF.js cpu and wasm)', () => {
       }
       const g = await cpu.gradient(without, batchAt(cpuRun, 0, L));
       const map = residualStep(st.rBefore.slice(), g.gradient, tau, false);
-      const nAfter = without.slice();
-      applyMap(nAfter, map);
-      const f = await forge(
-        cpuRun,
-        0,
-        L,
-        (b) => ({
-          ...b,
-          modelHash: modelHash(CHAIN, cpuRun.taskId, without),
-          map: Array.from(map),
-          loss: float32Bits(g.loss),
-          accuracy: float32Bits(g.accuracy),
-        }),
-        { nAfter },
-      );
+      const f = await forge(cpuRun, 0, L, (b) => ({
+        ...b,
+        modelHash: modelHash(CHAIN, cpuRun.taskId, without),
+        map: Array.from(map),
+        loss: float32Bits(g.loss),
+        accuracy: float32Bits(g.accuracy),
+      }));
       await rejectsWith(
         verifyCandidate(f.candidate, ctxFor(cpuRun, wasm, f.history)),
         'VERIFY_PEER_UPDATES',

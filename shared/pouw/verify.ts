@@ -30,8 +30,8 @@ import type { BlockCandidate, MessageHistory } from './candidate.ts';
 import { assignedBatch, batchIndices, batchTensors, type Dataset, segmentHash } from './dataset.ts';
 import type { Batch, GradientEngine } from './engine.ts';
 import { type ItRes, itResId, sameWork, workId } from './itres.ts';
-import { nonceAllowance, nonceOffset } from './lattice.ts';
-import { type Digest, modelHashWith, nobleDigest, nonceBaseWith } from './mining.ts';
+import { nonceAllowance, nonceBase, nonceOffset } from './lattice.ts';
+import { type Digest, modelHashWith, nobleDigest } from './mining.ts';
 import { applyMap, assertMap, INDEX_MASK, isFlushIteration, SIGN_BIT, segmentStart } from './residual.ts';
 import {
   batchesPerEpoch,
@@ -461,8 +461,6 @@ interface Segment {
   /** n at `start` (after the peer maps listed at `start`), and the peer maps listed at each iteration. */
   nStart: Int32Array;
   peers: Uint32Array[][];
-  /** n after the last iteration's own map. */
-  nAfter: Int32Array;
 }
 
 /**
@@ -539,7 +537,7 @@ async function walkHistory(
     }
     applyMap(n, own);
   }
-  return { miner, minerHex, minerIndex, start, last, msgs, maps, nStart: nStart!, peers, nAfter: n };
+  return { miner, minerHex, minerIndex, start, last, msgs, maps, nStart: nStart!, peers };
 }
 
 interface ReplayStats {
@@ -850,13 +848,9 @@ export async function verifyCandidate(candidate: BlockCandidate, ctx: VerifyCont
   // History: n at every iteration of the segment, model hashes, peer updates, batch schedule.
   const seg = await walkHistory(ctx, layout, miner, minerIndex, L, supplied);
 
-  // Nonce: within [nonce0, nonce0 + a) of THIS iteration.
-  const nonce0 = await nonceBaseWith(
-    ctx.digest ?? nobleDigest,
-    ctx.chainId,
-    seg.nAfter,
-    seg.maps[seg.maps.length - 1]!,
-  );
+  // Nonce: within [nonce0, nonce0 + a) of THIS iteration's work (its modelHash was just checked
+  // against the history, its map is the one the replay checks below).
+  const nonce0 = nonceBase(ctx.chainId, work);
   const a = allowanceOf(ctx.task, layout);
   const offset = nonceOffset(nonce0, header.nonce, a);
   if (offset < 0)

@@ -18,6 +18,8 @@ export function znbHash(chainId: string, header: BlockHeader): Uint8Array {
 /** Miner-side bookkeeping of commitments by iteration. */
 export class ZnbCommitments {
   private readonly byIteration = new Map<number, { header: BlockHeader; hash: Uint8Array }>();
+  /** znbHash by header object: a template stays the same object for many iterations (headers are values, never mutated). */
+  private readonly hashes = new WeakMap<BlockHeader, Uint8Array>();
   private tipHex = '';
 
   constructor(
@@ -33,7 +35,11 @@ export class ZnbCommitments {
       this.byIteration.clear();
       this.tipHex = tip;
     }
-    const hash = znbHash(this.chainId, header);
+    let hash = this.hashes.get(header);
+    if (hash === undefined) {
+      hash = znbHash(this.chainId, header);
+      this.hashes.set(header, hash);
+    }
     this.byIteration.set(iteration, { header, hash });
     for (const i of this.byIteration.keys()) if (i < iteration - this.lead) this.byIteration.delete(i);
     return hash;

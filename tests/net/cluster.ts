@@ -12,24 +12,34 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ChainStore } from '../../node-common/chain-store.ts';
 import { createNode, multiaddr, type PouwNode, peerIdOfNodeKey } from '../../node-common/p2p.ts';
-import { ensureDevnet, type Devnet } from '../../scripts/devnet.ts';
+import { type Devnet, ensureDevnet } from '../../scripts/devnet.ts';
 import { bytesToHex, hexToBytes } from '../../shared/bytes.ts';
-import { blockHash } from '../../shared/chain/ids.ts';
+import { genesisBlock } from '../../shared/chain/genesis.ts';
+import { blockHash, outpointKey, txId } from '../../shared/chain/ids.ts';
 import { grindNonce } from '../../shared/chain/template.ts';
 import type { Block, FinalityCertificate } from '../../shared/chain/types.ts';
+import { type OutPoint, type Transaction, TxKind, type TxOut } from '../../shared/chain/types.ts';
+import { TX_VERSION } from '../../shared/chain/validate-tx.ts';
 import type { TimeoutConfig } from '../../shared/consensus/tendermint.ts';
+import { decodeAddress } from '../../shared/crypto/address.ts';
 import { nobleEd25519 } from '../../shared/crypto/ed25519.ts';
+import { walletFromMnemonic } from '../../shared/crypto/mnemonic.ts';
 import { isPouwError } from '../../shared/errors.ts';
 import {
   BlockRequest,
   CandidateRequest,
   FinalizedBlock,
+  MAX_PROOF_OUTPOINTS,
+  ProofRequest,
+  ProofResponse,
   StatusRequest,
   StatusResponse,
+  SubmitTxRequest,
   TemplateRequest,
   TemplateResponse,
 } from '../../shared/net/messages.ts';
 import { ItRes } from '../../shared/pouw/itres.ts';
+import { StateTree } from '../../shared/state/state-tree.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 
@@ -80,11 +90,21 @@ export interface ClusterOptions {
   verifier: 'fast' | 'real';
   /** Rewrites genesis params before any node starts (benchmarks: no retarget within a run). */
   genesisParams?: Record<string, unknown>;
+  /** Task files every supervisor supervises (supervisor-node/tasks.ts). */
+  tasks?: string[];
+  /**
+   * Where the committee key comes from: 'network' runs the Joint-Feldman DKG in n processes over
+   * libp2p (supervisor-node/dkg via scripts/devnet.ts); 'local' (default) runs it in this process.
+   */
+  dkg?: 'local' | 'network';
 }
 
 /** A devnet of n supervisors in `dir` with one config per member (ports chosen now, on 127.0.0.1). */
 export async function makeCluster(dir: string, n: number, opts: ClusterOptions): Promise<Cluster> {
-  const devnet = await ensureDevnet(join(dir, 'devnet'), n, 'pouw-net-test');
+  const devnet = await ensureDevnet(join(dir, 'devnet'), n, 'pouw-net-test', {
+    dkg: opts.dkg ?? 'local',
+    timeoutMs: 90_000,
+  });
   if (opts.genesisParams) {
     const file = join(devnet.dir, 'genesis.json');
     const { readFileSync } = await import('node:fs');
@@ -116,6 +136,7 @@ export async function makeCluster(dir: string, n: number, opts: ClusterOptions):
       timeouts: opts.timeouts,
       gossipMs: opts.gossipMs,
       verifier: opts.verifier,
+      ...(opts.tasks ? { tasks: opts.tasks } : {}),
     };
     writeFileSync(m.configFile, `${JSON.stringify(config, null, 2)}\n`);
   }
@@ -140,10 +161,14 @@ export interface SupervisorProcess {
 
 /** Spawns supervisor-node/main.ts for a member; resolves once it logged `supervisor-started`. */
 export async function spawnSupervisor(member: ClusterMember, timeoutMs = 30_000): Promise<SupervisorProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'supervisor-node', 'main.ts'), '--config', member.configFile], {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(root, 'supervisor-node', 'main.ts'), '--config', member.configFile],
+    {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const logs: LogLine[] = [];
   const stderr: string[] = [];
   let buf = '';
@@ -179,7 +204,11 @@ export async function spawnSupervisor(member: ClusterMember, timeoutMs = 30_000)
     decided: () => logs.filter((l) => l.event === 'decided').map((l) => BigInt(l['height'] as string)),
   };
   await Promise.race([
-    waitFor(() => logs.some((l) => l.event === 'supervisor-started'), timeoutMs, `supervisor ${member.index} start`),
+    waitFor(
+      () => logs.some((l) => l.event === 'supervisor-started'),
+      timeoutMs,
+      `supervisor ${member.index} start`,
+    ),
     exit.then(({ code, signal }) => {
       throw new Error(
         `supervisor ${member.index} exited (${code ?? signal}) before starting: ${JSON.stringify(logs.slice(-5))} ${stderr.join('').slice(-2000)}`,
@@ -190,7 +219,11 @@ export async function spawnSupervisor(member: ClusterMember, timeoutMs = 30_000)
 }
 
 /** Sends `signal` to a spawned supervisor and waits (bounded) for it to exit. */
-export async function stopSupervisor(p: SupervisorProcess, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 15_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+export async function stopSupervisor(
+  p: SupervisorProcess,
+  signal: NodeJS.Signals = 'SIGTERM',
+  timeoutMs = 15_000,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill(signal);
   const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs).unref());
   const r = await Promise.race([p.exit, timer]);
@@ -327,20 +360,184 @@ export class HeaderMiner {
 
 /** Asks a member for its status (tip height) over the status protocol. */
 export async function statusOf(node: PouwNode, member: ClusterMember): Promise<StatusResponse> {
-  const body = await node.request(multiaddr(member.tcp), 'status', StatusRequest.encode({ chainId: new Uint8Array(0) }), {
-    timeoutMs: 3000,
-  });
+  const body = await node.request(
+    multiaddr(member.tcp),
+    'status',
+    StatusRequest.encode({ chainId: new Uint8Array(0) }),
+    {
+      timeoutMs: 3000,
+    },
+  );
   return StatusResponse.decode(body);
 }
 
 /** Fetches a finalized block with its certificate over the block protocol. */
-export async function blockOf(node: PouwNode, member: ClusterMember, height: bigint): Promise<FinalizedBlock> {
-  const body = await node.request(multiaddr(member.tcp), 'block', BlockRequest.encode({ height, hash: new Uint8Array(0) }), {
-    timeoutMs: 3000,
-  });
+export async function blockOf(
+  node: PouwNode,
+  member: ClusterMember,
+  height: bigint,
+): Promise<FinalizedBlock> {
+  const body = await node.request(
+    multiaddr(member.tcp),
+    'block',
+    BlockRequest.encode({ height, hash: new Uint8Array(0) }),
+    {
+      timeoutMs: 3000,
+    },
+  );
   return FinalizedBlock.decode(body);
 }
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * Transfer load for the benchmark: splits the faucet's genesis output into `fanout` outputs, then
+ * keeps spending every confirmed output again (one input, one output to the faucet, a fee), sending
+ * each transaction to every supervisor over the submitTx protocol. Outputs come back to the pool
+ * once a proof over the proof protocol shows them unspent at the finalized tip.
+ */
+export class TxLoad {
+  readonly #node: PouwNode;
+  readonly #cluster: Cluster;
+  #stopped = false;
+  #loop: Promise<void> | null = null;
+  submitted = 0;
+  rejected: Record<string, number> = {};
+  lastError = '';
+
+  private constructor(node: PouwNode, cluster: Cluster) {
+    this.#node = node;
+    this.#cluster = cluster;
+  }
+
+  static async start(cluster: Cluster, node: PouwNode, fanout = 200): Promise<TxLoad> {
+    const load = new TxLoad(node, cluster);
+    load.#loop = load.#run(fanout);
+    return load;
+  }
+
+  async #submit(tx: Transaction): Promise<void> {
+    const body = SubmitTxRequest.encode(tx);
+    const rs = await Promise.allSettled(
+      this.#cluster.members.map((m) =>
+        this.#node.request(multiaddr(m.tcp), 'submitTx', body, { timeoutMs: 5000 }),
+      ),
+    );
+    this.submitted++;
+    for (const r of rs) {
+      if (r.status === 'rejected') {
+        const code = isPouwError(r.reason) ? String(r.reason.detail['remoteCode'] ?? r.reason.code) : 'ERROR';
+        this.rejected[code] = (this.rejected[code] ?? 0) + 1;
+        this.lastError = String(r.reason);
+      }
+    }
+  }
+
+  /** Outpoints among `ops` that are unspent at a member's finalized tip. */
+  async #confirmed(ops: OutPoint[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    const member = this.#cluster.members[0]!;
+    for (let i = 0; i < ops.length; i += MAX_PROOF_OUTPOINTS) {
+      const body = await this.#node.request(
+        multiaddr(member.tcp),
+        'proof',
+        ProofRequest.encode({ outpoints: ops.slice(i, i + MAX_PROOF_OUTPOINTS), address: new Uint8Array(0) }),
+        { timeoutMs: 5000 },
+      );
+      for (const e of ProofResponse.decode(body).entries) if (e.out) out.add(outpointKey(e.outpoint));
+    }
+    return out;
+  }
+
+  async #run(fanout: number): Promise<void> {
+    const { genesis, faucet } = this.#cluster.devnet;
+    const chainId = genesis.chainId;
+    const key = (await walletFromMnemonic(faucet.mnemonic)).primary;
+    const owner = decodeAddress(key.address);
+    const signer = { secretKey: key.secretKey, publicKey: key.publicKey };
+    const sign = async (inputs: OutPoint[], outputs: TxOut[]): Promise<Transaction> => {
+      const body = {
+        version: TX_VERSION,
+        kind: TxKind.TRANSFER,
+        inputs,
+        outputs,
+        payload: new Uint8Array(0),
+      };
+      const id = txId(chainId, body);
+      return {
+        body,
+        witnesses: [
+          { publicKey: signer.publicKey, signature: await nobleEd25519.sign(signer.secretKey, id) },
+        ],
+        committeeSignature: new Uint8Array(0),
+      };
+    };
+    const output = (value: bigint): TxOut => ({
+      value,
+      owner,
+      lockKind: 0,
+      lockUntil: 0n,
+      lockTask: new Uint8Array(32),
+    });
+    const coinbase = genesisBlock(genesis, new StateTree()).transactions[0]!;
+    const total = genesis.allocations[0]!.value;
+    const each = 1_000_000_000n;
+    const split = await sign(
+      [{ txId: txId(chainId, coinbase.body), index: 0 }],
+      [
+        ...Array.from({ length: fanout }, () => output(each)),
+        output(total - each * BigInt(fanout) - 100_000n),
+      ],
+    );
+    const splitId = txId(chainId, split.body);
+    const pending = new Map<string, { op: OutPoint; value: bigint }>();
+    for (let i = 0; i < fanout; i++)
+      pending.set(outpointKey({ txId: splitId, index: i }), { op: { txId: splitId, index: i }, value: each });
+    await this.#submit(split);
+    const fee = 1_000n;
+    while (!this.#stopped) {
+      let confirmed: Set<string>;
+      try {
+        confirmed = await this.#confirmed([...pending.values()].map((p) => p.op));
+      } catch {
+        await sleep(200);
+        continue;
+      }
+      const ready = [...pending.entries()].filter(([k]) => confirmed.has(k));
+      for (const [k, p] of ready) {
+        if (this.#stopped) break;
+        pending.delete(k);
+        const tx = await sign([p.op], [output(p.value - fee)]);
+        const id = txId(chainId, tx.body);
+        pending.set(outpointKey({ txId: id, index: 0 }), {
+          op: { txId: id, index: 0 },
+          value: p.value - fee,
+        });
+        await this.#submit(tx);
+      }
+      await sleep(ready.length === 0 ? 200 : 50);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#loop;
+  }
+}
+
+/** The largest of some bigints (0n for none). */
+export function maxOf(xs: Iterable<bigint>): bigint {
+  let m = 0n;
+  for (const x of xs) if (x > m) m = x;
+  return m;
+}
+
+/** The smallest of some bigints. */
+export function minOf(xs: Iterable<bigint>): bigint {
+  let m: bigint | undefined;
+  for (const x of xs) if (m === undefined || x < m) m = x;
+  if (m === undefined) throw new RangeError('minOf: no values');
+  return m;
 }

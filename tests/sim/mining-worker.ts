@@ -7,8 +7,8 @@
  */
 import { createHash } from 'node:crypto';
 import { setPriority } from 'node:os';
-import { nodeCryptoEd25519 } from '../../node-common/ed25519-node.ts';
 import { isMainThread, MessageChannel, type MessagePort, Worker, workerData } from 'node:worker_threads';
+import { nodeCryptoEd25519 } from '../../node-common/ed25519-node.ts';
 import {
   connectMiningPort,
   type Digest,

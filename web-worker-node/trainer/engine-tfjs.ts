@@ -33,7 +33,6 @@ import {
   thresholdInto,
   weightsOf,
 } from '../../shared/pouw/residual.ts';
-import { createSimdThreshold, type SimdThreshold } from '../../shared/pouw/threshold-simd.ts';
 import {
   Activation,
   bitsToFloat32,
@@ -47,6 +46,7 @@ import {
   type TaskDefinition,
   weightUnit,
 } from '../../shared/pouw/task.ts';
+import { createSimdThreshold, type SimdThreshold } from '../../shared/pouw/threshold-simd.ts';
 
 /**
  * How step() and flush() move the map off the device (default: 'sign' on wasm, where a download is
@@ -793,7 +793,7 @@ export class TfjsTrainingEngine implements TrainingEngine {
         try {
           const parts = await Promise.all([...grads, stats].map((t) => t.data() as Promise<Float32Array>));
           const gradient = new Float32Array(m);
-          this.model.layout.blocks.forEach((blk, i) => gradient.set(parts[i]!, blk.offset));
+          for (const [i, blk] of this.model.layout.blocks.entries()) gradient.set(parts[i]!, blk.offset);
           const st = parts[parts.length - 1]!;
           return { gradient, loss: st[0]! / b, accuracy: st[1]! / b };
         } finally {
@@ -937,7 +937,7 @@ export class TfjsTrainingEngine implements TrainingEngine {
     let map: Uint32Array;
     const blocks = this.model.layout.blocks;
     if (h.simd !== undefined) {
-      blocks.forEach((blk, i) => h.simd!.g.set(parts[i]!, blk.offset));
+      for (const [i, blk] of blocks.entries()) h.simd.g.set(parts[i]!, blk.offset);
       map = h.simd.run(tau, threshold);
     } else {
       let k = 0;

@@ -279,11 +279,11 @@ describe('TF.js training engine in a Web Worker (Chromium)', () => {
   it('ms per step on each backend: PoUW step (default and alternative map downloads / state layouts) vs plain TF.js SGD step', async () => {
     const def = mnistMlpTask({ tau: float32Bits(1) });
     const variants: Record<BackendName, TfjsEngineOptions[]> = {
-      cpu: [{}, { download: 'sign' }],
-      wasm: [{}, { download: 'packed' }, { stateLayout: 'flat' }],
+      cpu: [{}, { stateLayout: 'blocks' }],
+      wasm: [{}, { threshold: 'js' }, { stateLayout: 'blocks' }, { stateLayout: 'flat' }],
       // SwiftShader tells nothing about real GPUs' speed (ENVIRONMENT.md): kept short.
-      webgl: [{}],
-      webgpu: [{}],
+      webgl: [{}, { stateLayout: 'host' }],
+      webgpu: [{}, { stateLayout: 'host' }],
     };
     const lines: string[] = [];
     for (const b of BACKENDS) {

@@ -1,0 +1,214 @@
+/**
+ * The task a supervisor supervises and its message history (DESIGN §4.6, shared/pouw/history.ts):
+ * the task file it is configured with, the training data it verifies against, the engine it
+ * replays with, and the `HistorySource` the chain app asks for the history part of a value
+ * (`ConsensusPayload.history`: the ids a proposal adds to the decided history; the value's
+ * historyRoot is the Merkle root over the decided ids plus these).
+ *
+ * Task file (JSON; hex for bytes; paths relative to the file):
+ *   { "definition": "<SSZ TaskDefinition>", "miners": ["<Ed25519 key>", …],
+ *     "examples": "<count × (featureBytes + 1) bytes>" | "examplesFile": "train.bin",
+ *     "count": 48, "featureBytes": 4,
+ *     "segmentHashes": ["…"], "trainRanges": [{ "segment": 0, "start": 0, "end": 12 }, …] }
+ *
+ * Replays run on `JsSoftmaxEngine` (shared/pouw/js-engine.ts), which covers the one-dense-layer
+ * softmax tasks; a supervisor refuses a task file with another architecture (NET_BAD_CONFIG) until
+ * a TF.js engine is wired in for Node.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { bytesToHex, equalBytes, hexToBytes } from '../shared/bytes.ts';
+import { merkleRoot } from '../shared/chain/ids.ts';
+import type { Block } from '../shared/chain/types.ts';
+import type { Ed25519 } from '../shared/crypto/ed25519.ts';
+import { HistoryError, isPouwError, NetError } from '../shared/errors.ts';
+import type { Dataset } from '../shared/pouw/dataset.ts';
+import { type HistoryIds, TaskHistory } from '../shared/pouw/history.ts';
+import { type ItRes, itResId as itResIdOf } from '../shared/pouw/itres.ts';
+import { JsSoftmaxEngine } from '../shared/pouw/js-engine.ts';
+import { TaskDefinition, taskId as taskIdOf, validateTask } from '../shared/pouw/task.ts';
+import { CommittedDataset, type DatasetCommitmentProof, type VerifyContext } from '../shared/pouw/verify.ts';
+import type { DriverLog } from './driver.ts';
+
+export interface SupervisedTask {
+  taskId: Uint8Array;
+  definition: TaskDefinition;
+  /** Sorted ascending (a miner's index sets its batch schedule). */
+  miners: Uint8Array[];
+  dataset: Dataset;
+  data: CommittedDataset;
+  history: TaskHistory;
+  verifyContext(): VerifyContext;
+}
+
+function bad(field: string, message: string): never {
+  throw new NetError('NET_BAD_CONFIG', `task file ${field}: ${message}`, 'REJECT', {
+    field: `task.${field}`,
+  });
+}
+
+function hex(v: unknown, field: string, length?: number): Uint8Array {
+  if (typeof v !== 'string' || !/^([0-9a-f]{2})*$/.test(v)) bad(field, 'must be lowercase hex');
+  const b = hexToBytes(v);
+  if (length !== undefined && b.length !== length) bad(field, `must be ${length} bytes`);
+  return b;
+}
+
+function int(v: unknown, field: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    bad(field, 'must be a non-negative integer');
+  return v;
+}
+
+/** Loads and checks a task file: definition, sorted miners, data bound to the commitment. */
+export function loadTask(file: string, chainId: string, ed: Ed25519): SupervisedTask {
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    bad('(file)', `cannot read ${file}: ${(e as Error).message}`);
+  }
+  let definition: TaskDefinition;
+  try {
+    definition = TaskDefinition.decode(hex(json['definition'], 'definition'));
+    validateTask(definition);
+  } catch (e) {
+    bad('definition', isPouwError(e) ? e.message : String(e));
+  }
+  if (definition.layers.length !== 1 || definition.inputShape.length !== 1)
+    bad('definition', 'only one-dense-layer softmax tasks can be replayed here (JsSoftmaxEngine)');
+  if (!Array.isArray(json['miners']) || json['miners'].length === 0)
+    bad('miners', 'must be a non-empty array');
+  const miners = (json['miners'] as unknown[])
+    .map((m, i) => hex(m, `miners[${i}]`, 32))
+    .sort((a, b) => (bytesToHex(a) < bytesToHex(b) ? -1 : 1));
+  const count = int(json['count'], 'count');
+  const featureBytes = int(json['featureBytes'], 'featureBytes');
+  const examples =
+    json['examplesFile'] !== undefined
+      ? new Uint8Array(
+          readFileSync(
+            isAbsolute(String(json['examplesFile']))
+              ? String(json['examplesFile'])
+              : resolve(dirname(file), String(json['examplesFile'])),
+          ),
+        )
+      : hex(json['examples'], 'examples');
+  if (examples.length !== count * (featureBytes + 1))
+    bad('examples', 'length is not count × (featureBytes + 1)');
+  if (!Array.isArray(json['segmentHashes'])) bad('segmentHashes', 'must be an array');
+  if (!Array.isArray(json['trainRanges'])) bad('trainRanges', 'must be an array');
+  const proof: DatasetCommitmentProof = {
+    segmentHashes: (json['segmentHashes'] as unknown[]).map((h, i) => hex(h, `segmentHashes[${i}]`, 32)),
+    trainRanges: (json['trainRanges'] as Record<string, unknown>[]).map((r, i) => ({
+      segment: int(r['segment'], `trainRanges[${i}].segment`),
+      start: int(r['start'], `trainRanges[${i}].start`),
+      end: int(r['end'], `trainRanges[${i}].end`),
+    })),
+  };
+  const dataset: Dataset = { examples, count, featureBytes };
+  let data: CommittedDataset;
+  try {
+    data = new CommittedDataset(chainId, definition, dataset, proof);
+  } catch (e) {
+    bad('examples', isPouwError(e) ? e.message : String(e));
+  }
+  const taskId = taskIdOf(chainId, definition);
+  const history = new TaskHistory({ chainId, task: definition, miners, ed25519: ed });
+  const engine = new JsSoftmaxEngine(definition);
+  return {
+    taskId,
+    definition,
+    miners,
+    dataset,
+    data,
+    history,
+    verifyContext: () => ({ chainId, task: definition, taskId, miners, data, history, engine, ed25519: ed }),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** The history part of consensus values, as the chain app needs it. */
+export interface HistorySource {
+  /** Root of the decided history (templates carry it as hashMsgHist). */
+  decidedRoot(): Uint8Array;
+  /** The ids this member proposes (at most `maxIds`) and the root the history would have with them. */
+  proposal(maxIds: number): { ids: HistoryIds; root: Uint8Array };
+  /** The root of the decided history extended by `ids`, fetching what is missing; throws a typed error otherwise. */
+  rootWith(ids: HistoryIds): Promise<Uint8Array>;
+  /** Adopts the decided ids and marks the block's work rewarded. */
+  adopt(ids: HistoryIds, block: Block): void;
+  /** Offers IT_RES that arrived in a candidate's proof bundle (signed by their miner, audited here). */
+  offer(messages: readonly ItRes[]): Promise<void>;
+}
+
+/** No task supervised: every value carries the root of an empty history and no ids. */
+export function emptyHistory(chainId: string): HistorySource {
+  const root = merkleRoot(chainId, []);
+  return {
+    decidedRoot: () => root,
+    proposal: () => ({ ids: { from: 0, ids: [] }, root }),
+    async rootWith(ids) {
+      if (ids.from !== 0 || ids.ids.length !== 0)
+        throw new HistoryError('HISTORY_BAD_IDS', 'no task is supervised here: the id list must be empty');
+      return root;
+    },
+    adopt: () => {},
+    offer: async () => {},
+  };
+}
+
+/** One task's history; missing ids are fetched from the other members with `fetch`. */
+export function taskHistorySource(
+  task: SupervisedTask,
+  fetch: (idsHex: string[]) => Promise<ItRes[]>,
+  log: DriverLog,
+): HistorySource {
+  const h = task.history;
+  return {
+    decidedRoot: () => h.rootAt(h.decidedCount),
+    proposal(maxIds) {
+      const p = h.proposal();
+      const ids: HistoryIds = { from: p.from, ids: p.ids.slice(0, Math.max(0, maxIds)) };
+      const check = h.checkProposalIds(ids);
+      if (check.status !== 'complete') {
+        // Our own tail is always complete and ordered; anything else is a bug worth seeing.
+        log('history-proposal-incomplete', { status: check.status });
+        return { ids: { from: h.decidedCount, ids: [] }, root: h.rootAt(h.decidedCount) };
+      }
+      return { ids, root: check.root };
+    },
+    async rootWith(ids) {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const check = h.checkProposalIds(ids);
+        if (check.status === 'complete') return check.root;
+        if (check.status === 'invalid') throw check.error;
+        const fetched = await fetch(check.missing);
+        const wanted = new Set(check.missing);
+        // Offer in the proposal's order: predecessors first, so the audit need not park them.
+        const order = new Map(ids.ids.map((id, i) => [bytesToHex(id), i]));
+        fetched.sort((a, b) => (order.get(idOf(h, a)) ?? 0) - (order.get(idOf(h, b)) ?? 0));
+        for (const m of fetched) if (wanted.has(idOf(h, m))) await h.offer(m);
+      }
+      throw new HistoryError('HISTORY_MISSING', 'proposed ids could not be fetched', 'IGNORE');
+    },
+    adopt(ids, block) {
+      try {
+        h.applyDecided(ids);
+      } catch (e) {
+        // A member that restarted without its history (or missed messages) cannot follow the
+        // decided list; it keeps finalizing blocks from commits and proposes no history meanwhile.
+        log('history-behind', { code: isPouwError(e) ? e.code : String(e) });
+      }
+      if (equalBytes(block.header.taskId, task.taskId)) h.markRewarded(bytesToHex(block.header.hashMsg));
+    },
+    async offer(messages) {
+      for (const m of messages) await h.offer(m);
+    },
+  };
+}
+
+function idOf(h: TaskHistory, m: ItRes): string {
+  return bytesToHex(itResIdOf(h.chainId, m.body));
+}
