@@ -27,7 +27,7 @@ import {
 } from './history.ts';
 import { SeededStream } from './init.ts';
 import { ItRes, type ItResBody, itResId, signItRes, workId } from './itres.ts';
-import { JsSoftmaxEngine } from './js-engine.ts';
+import { JsSoftmaxEngine, tinySeparableDataset } from './js-engine.ts';
 import { modelHash } from './lattice.ts';
 import { INDEX_MASK, makeEntry, residualStep, SIGN_BIT } from './residual.ts';
 import { bitsToFloat32, denseSoftmaxTask, float32Bits, type TaskDefinition } from './task.ts';
@@ -57,16 +57,8 @@ let data: CommittedDataset;
 let produced: ItRes[];
 let idOf: Map<ItRes, string>;
 
-/** 48 examples: 4 feature bytes, the label is the argmax of three fixed linear scores. */
 function tinyDataset(count = 48): Dataset {
-  const s = new SeededStream(new Uint8Array(32).fill(3));
-  const examples = new Uint8Array(count * 5);
-  for (let i = 0; i < count; i++) {
-    const f = [0, 1, 2, 3].map(() => s.nextUint32() & 0xff);
-    const scores = [f[0]! - f[1]!, f[1]! - f[2]! + 20, f[2]! + f[3]! - 200];
-    examples.set([...f, scores.indexOf(Math.max(...scores))], i * 5);
-  }
-  return { examples, count, featureBytes: 4 };
+  return tinySeparableDataset(count);
 }
 
 function history(limits: Partial<HistoryLimits> = {}): TaskHistory {

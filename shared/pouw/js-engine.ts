@@ -5,8 +5,9 @@
  * the miner, the verifier and the message history train and replay with it, no TF.js needed.
  */
 import { WorkError } from '../errors.ts';
+import type { Dataset } from './dataset.ts';
 import type { Batch, GradientResult, LocalStepResult, TrainingEngine } from './engine.ts';
-import { initialWeights } from './init.ts';
+import { initialWeights, SeededStream } from './init.ts';
 import { applyMap, flushResidual, residualStep, weightsOf } from './residual.ts';
 import { bitsToFloat32, modelLayout, type TaskDefinition, weightUnit } from './task.ts';
 
@@ -92,4 +93,19 @@ export class JsSoftmaxEngine implements TrainingEngine {
   }
 
   dispose(): void {}
+}
+
+/**
+ * The dataset the small portable tests train `JsSoftmaxEngine` on: `count` examples of 4 seeded
+ * feature bytes whose label is the argmax of three fixed linear scores (so a softmax layer can learn it).
+ */
+export function tinySeparableDataset(count = 48): Dataset {
+  const s = new SeededStream(new Uint8Array(32).fill(3));
+  const examples = new Uint8Array(count * 5);
+  for (let i = 0; i < count; i++) {
+    const f = [0, 1, 2, 3].map(() => s.nextUint32() & 0xff);
+    const scores = [f[0]! - f[1]!, f[1]! - f[2]! + 20, f[2]! + f[3]! - 200];
+    examples.set([...f, scores.indexOf(Math.max(...scores))], i * 5);
+  }
+  return { examples, count, featureBytes: 4 };
 }

@@ -15,19 +15,11 @@ import { nobleEd25519 } from '../crypto/ed25519.ts';
 import { isPouwError } from '../errors.ts';
 import type { BlockCandidate } from './candidate.ts';
 import { assignedBatch, batchIndices, batchTensors, type Dataset } from './dataset.ts';
-import type { Batch, GradientResult, LocalStepResult, TrainingEngine } from './engine.ts';
-import { initialWeights, SeededStream } from './init.ts';
 import { type ItRes, itResId, signItRes, workId } from './itres.ts';
+import { JsSoftmaxEngine, tinySeparableDataset } from './js-engine.ts';
 import { modelHash, nonceAllowance, nonceBase, nonceOffset, residualHash } from './lattice.ts';
 import { Miner, type MinerOptions } from './miner.ts';
-import {
-  applyMap,
-  flushResidual,
-  isFlushIteration,
-  residualStep,
-  segmentStart,
-  weightsOf,
-} from './residual.ts';
+import { applyMap, isFlushIteration, residualStep, segmentStart } from './residual.ts';
 import {
   bitsToFloat32,
   denseSoftmaxTask,
@@ -35,7 +27,6 @@ import {
   modelLayout,
   type TaskDefinition,
   taskId,
-  weightUnit,
 } from './task.ts';
 import { znbHash } from './znb.ts';
 
@@ -56,90 +47,8 @@ function tinyTask(overrides: Partial<TaskDefinition> = {}): TaskDefinition {
   });
 }
 
-/** 48 examples: 4 feature bytes, the label is the argmax of three fixed linear scores. */
 function tinyDataset(count = 48): Dataset {
-  const s = new SeededStream(new Uint8Array(32).fill(3));
-  const examples = new Uint8Array(count * 5);
-  for (let i = 0; i < count; i++) {
-    const f = [0, 1, 2, 3].map(() => s.nextUint32() & 0xff);
-    const scores = [f[0]! - f[1]!, f[1]! - f[2]! + 20, f[2]! + f[3]! - 200];
-    examples.set([...f, scores.indexOf(Math.max(...scores))], i * 5);
-  }
-  return { examples, count, featureBytes: 4 };
-}
-
-/** A pure-JS TrainingEngine for one dense softmax layer, with residual.ts semantics exactly. */
-class JsEngine implements TrainingEngine {
-  readonly backend = 'js';
-  readonly parameterCount: number;
-  private readonly w0: Float32Array;
-  private readonly u: number;
-  private readonly tau: number;
-  private n: Int32Array;
-  private r: Float32Array;
-  constructor(private readonly def: TaskDefinition) {
-    const layout = modelLayout(def);
-    this.parameterCount = layout.parameterCount;
-    this.w0 = initialWeights(layout, def.initSeed);
-    this.u = weightUnit(def);
-    this.tau = bitsToFloat32(def.tau);
-    this.n = new Int32Array(this.parameterCount);
-    this.r = new Float32Array(this.parameterCount);
-  }
-  async gradient(n: Int32Array, batch: Batch): Promise<GradientResult> {
-    const inputs = this.def.inputShape[0]!;
-    const classes = this.def.numClasses;
-    const w = weightsOf(this.w0, n, this.u);
-    const g = new Float64Array(this.parameterCount);
-    let loss = 0;
-    let correct = 0;
-    const b = batch.labels.length;
-    for (let e = 0; e < b; e++) {
-      const x = batch.x.subarray(e * inputs, (e + 1) * inputs);
-      const z = Array.from(
-        { length: classes },
-        (_, k) => w[inputs * classes + k]! + x.reduce((s, v, i) => s + v * w[i * classes + k]!, 0),
-      );
-      const max = Math.max(...z);
-      const ex = z.map((v) => Math.exp(v - max));
-      const sum = ex.reduce((a, c) => a + c, 0);
-      const label = batch.labels[e]!;
-      loss += -Math.log(ex[label]! / sum);
-      if (z.indexOf(max) === label) correct++;
-      for (let k = 0; k < classes; k++) {
-        const d = ex[k]! / sum - (k === label ? 1 : 0);
-        for (let i = 0; i < inputs; i++) g[i * classes + k]! += x[i]! * d;
-        g[inputs * classes + k]! += d;
-      }
-    }
-    return { gradient: Float32Array.from(g), loss: loss / b, accuracy: correct / b };
-  }
-  async evaluate(n: Int32Array, batch: Batch) {
-    const { loss, accuracy } = await this.gradient(n, batch);
-    return { loss, accuracy };
-  }
-  async setState(n: Int32Array, r?: Float32Array): Promise<void> {
-    this.n = n.slice();
-    this.r = r?.slice() ?? new Float32Array(this.parameterCount);
-  }
-  async applyMap(map: Uint32Array): Promise<void> {
-    applyMap(this.n, map);
-  }
-  async step(batch: Batch, flush = false): Promise<LocalStepResult> {
-    const g = await this.gradient(this.n, batch);
-    const map = residualStep(this.r, g.gradient, this.tau, flush);
-    applyMap(this.n, map);
-    return { map, loss: g.loss, accuracy: g.accuracy };
-  }
-  async flush(): Promise<Uint32Array> {
-    const map = flushResidual(this.r, this.tau);
-    applyMap(this.n, map);
-    return map;
-  }
-  async state() {
-    return { n: this.n.slice(), r: this.r.slice() };
-  }
-  dispose(): void {}
+  return tinySeparableDataset(count);
 }
 
 function templateOn(tip: Uint8Array, bits: number, payout: number): Block {
@@ -191,7 +100,7 @@ async function simulate(opts: {
     const m = await Miner.create({
       chainId: CHAIN,
       task: def,
-      engine: new JsEngine(def),
+      engine: new JsSoftmaxEngine(def),
       dataset,
       identity: { secretKey: a.secretKey, publicKey: a.publicKey, ed: nobleEd25519 },
       miners: accounts.map((x) => x.publicKey),
@@ -290,7 +199,7 @@ describe('Miner', () => {
     const sim = await simulate({});
     const def = sim.def;
     assert.ok(sim.candidates.length >= 3, `${sim.candidates.length} candidates`);
-    const engine = new JsEngine(def);
+    const engine = new JsSoftmaxEngine(def);
     const tau = bitsToFloat32(def.tau);
     const a = nonceAllowance(def.omegaBPpm, def.batchSize * 5, def.omegaMPpm, 15);
     for (const c of sim.candidates) {
@@ -350,7 +259,7 @@ describe('Miner', () => {
     const miner = await Miner.create({
       chainId: CHAIN,
       task: def,
-      engine: new JsEngine(def),
+      engine: new JsSoftmaxEngine(def),
       dataset: tinyDataset(),
       identity: { secretKey: accounts[0]!.secretKey, publicKey: accounts[0]!.publicKey, ed: nobleEd25519 },
       miners: accounts.slice(0, 3).map((a) => a.publicKey),
