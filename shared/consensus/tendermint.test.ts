@@ -423,4 +423,18 @@ describe('tendermint restart from the write-ahead log', () => {
     // The log round-trips through JSON (a LevelDB value, a file line).
     assert.deepEqual(fromJson<WalRecord[]>(toJson(wal)), wal);
   });
+
+  it('serializes byte fields that are Uint8Array subclasses with their own toJSON (Node Buffers)', () => {
+    // SSZ decoding can hand back Buffers; JSON.stringify calls toJSON before any replacer.
+    class BufferLike extends Uint8Array {
+      toJSON(): { type: string; data: number[] } {
+        return { type: 'Buffer', data: [...this] };
+      }
+    }
+    const record = { valueId: new BufferLike([1, 2, 255]), height: 7n };
+    const back = fromJson<{ valueId: Uint8Array; height: bigint }>(toJson(record));
+    assert.deepEqual([...back.valueId], [1, 2, 255]);
+    assert.ok(back.valueId instanceof Uint8Array);
+    assert.equal(back.height, 7n);
+  });
 });

@@ -995,9 +995,13 @@ export function decisionsIn(records: readonly WalRecord[]): Extract<WalRecord, {
 // Serialization: states and log records as JSON (bytes as hex, bigints as decimal strings).
 
 export function toJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) => {
-    if (typeof v === 'bigint') return { $bigint: v.toString() };
-    if (v instanceof Uint8Array) return { $bytes: bytesToHex(v) };
+  // The replacer reads the holder's raw value: JSON.stringify calls `toJSON` before the replacer,
+  // and a Node Buffer (what SSZ decoding may hand back for byte fields) would arrive as
+  // `{ type: 'Buffer', data: [...] }` instead of as a Uint8Array.
+  return JSON.stringify(value, function (this: Record<string, unknown>, k: string, v: unknown) {
+    const raw = this[k];
+    if (typeof raw === 'bigint') return { $bigint: raw.toString() };
+    if (raw instanceof Uint8Array) return { $bytes: bytesToHex(raw) };
     return v;
   });
 }
