@@ -1,67 +1,164 @@
 /**
- * `npm start`: brings up what exists of the local network today. It creates (or reuses) the devnet
- * in `.data/devnet` (committee keys from a DKG, faucet wallet, genesis), opens the chain store and
- * loads the ledger from it, checks that t of the n supervisors' shares produce a finality signature
- * the genesis group key accepts, and prints the state. The relay, supervisors, miners and the UI
- * join in issue #6; until then this command exits after the checks.
- * Options: `--data-dir DIR`.
+ * `npm start [-- --data-dir DIR --host H --edge-miners N --miner-slots N --verifier real|fast --free-ports]`:
+ * the whole local network (scripts/network.ts): one relay, four supervisors (their DKG runs on the
+ * first start), edge volunteers, the default MNIST task funded by the faucet, and the page server.
+ * Prints the page's URL once every process is ready. Ctrl-C (SIGINT) or SIGTERM stops every child
+ * (SIGTERM, SIGKILL after a bound), waits for them and exits 0; a second signal kills what is left
+ * and exits 1. State stays in the data directory (default `.data/`) for the next start.
  */
-import { join } from 'node:path';
-import { ChainStore } from '../node-common/chain-store.ts';
-import { defaultNodeEd25519 } from '../node-common/ed25519-node.ts';
+import { join, resolve } from 'node:path';
 import { bytesToHex } from '../shared/bytes.ts';
-import { finalityMessage } from '../shared/chain/certificate.ts';
-import { decodeAddress } from '../shared/crypto/address.ts';
-import * as bls from '../shared/crypto/bls.ts';
-import { combine, partialSign } from '../shared/crypto/threshold-bls.ts';
-import { ensureDevnet, shareOf } from './devnet.ts';
+import { type RunningNetwork, startNetwork } from './network.ts';
 
-const args = process.argv.slice(2);
-const dirIndex = args.indexOf('--data-dir');
-const dir = dirIndex >= 0 ? args[dirIndex + 1]! : join(import.meta.dirname, '..', '.data', 'devnet');
+function usage(message: string): never {
+  process.stderr.write(
+    `${message}\nusage: npm start [-- --data-dir DIR] [--host ADDRESS] [--edge-miners N] [--miner-slots N] ` +
+      '[--verifier real|fast] [--free-ports]\n',
+  );
+  process.exit(2);
+}
 
-const devnet = await ensureDevnet(dir);
-const { genesis } = devnet;
-const ed = await defaultNodeEd25519();
-const store = await ChainStore.open(join(dir, 'chain'));
+interface Options {
+  dataDir: string;
+  host: string;
+  edgeMiners: number;
+  minerSlots: number | undefined;
+  verifier: 'real' | 'fast';
+  freePorts: boolean;
+}
+
+function parseArgs(argv: readonly string[]): Options {
+  const o: Options = {
+    dataDir: join(import.meta.dirname, '..', '.data'),
+    host: '127.0.0.1',
+    edgeMiners: 1,
+    minerSlots: undefined,
+    verifier: 'real',
+    freePorts: false,
+  };
+  const count = (flag: string, v: string, min: number): number => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < min || n > 64) usage(`${flag}: an integer from ${min} to 64`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]!;
+    if (flag === '--free-ports') {
+      o.freePorts = true;
+      continue;
+    }
+    const value = argv[i + 1];
+    if (value === undefined || value.startsWith('--')) usage(`${flag} needs a value`);
+    i++;
+    switch (flag) {
+      case '--data-dir':
+        o.dataDir = resolve(value);
+        break;
+      case '--host':
+        o.host = value;
+        break;
+      case '--edge-miners':
+        o.edgeMiners = count(flag, value, 0);
+        break;
+      case '--miner-slots':
+        o.minerSlots = count(flag, value, 1);
+        break;
+      case '--verifier':
+        if (value !== 'real' && value !== 'fast') usage('--verifier: real or fast');
+        o.verifier = value;
+        break;
+      default:
+        usage(`unknown option ${flag}`);
+    }
+  }
+  return o;
+}
+
+const opts = parseArgs(process.argv.slice(2));
+const say = (line: string) => process.stdout.write(`${line}\n`);
+let network: RunningNetwork | undefined;
+const pids: number[] = [];
+let stopping = false;
+
+const shutdown = (signal: string) => {
+  if (stopping) {
+    say(`second ${signal}: killing what is left`);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+    process.exit(1);
+  }
+  stopping = true;
+  say(`${signal}: stopping the network…`);
+  if (network === undefined) {
+    // Still starting: stop what is up; startNetwork then fails, stops the rest, and we exit below.
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // Already gone.
+      }
+    }
+    return;
+  }
+  network.stop().then(
+    (exits) => {
+      for (const e of exits) say(`  ${e.name.padEnd(14)} exited ${e.code ?? e.signal}`);
+      say('stopped');
+      process.exit(0);
+    },
+    (e: unknown) => {
+      say(`stop failed: ${String(e)}`);
+      process.exit(1);
+    },
+  );
+};
+process.on('SIGINT', () => shutdown('SIGINT'));
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+
+say(`PoUW local network (data: ${opts.dataDir})`);
 try {
-  const ledger = await store.loadLedger(genesis, {
-    ed25519Verify: ed.verify.bind(ed),
-    blsVerify: bls.verify,
+  network = await startNetwork({
+    dataDir: opts.dataDir,
+    host: opts.host,
+    ...(opts.freePorts ? { ports: 'free' as const } : {}),
+    edgeMiners: opts.edgeMiners,
+    ...(opts.minerSlots === undefined ? {} : { minerSlots: opts.minerSlots }),
+    verifier: opts.verifier,
+    log: (line) => {
+      say(`  ${line}`);
+    },
+    onProcess: ({ name, pid }) => {
+      pids.push(pid);
+      say(`  started ${name} (pid ${pid})`);
+    },
   });
-  const tip = ledger.tip;
-  // Committee self-check: t partial signatures over the tip's finality message combine into one
-  // signature that plain BLS verification accepts against the genesis group key.
-  const t = genesis.committee.threshold;
-  const message = finalityMessage(genesis.chainId, tip.height, tip.hash, new Uint8Array(32));
-  const partials = devnet.supervisors.slice(0, t).map((k) => partialSign(shareOf(k), message));
-  const signature = combine(partials, t, {
-    publicShares: genesis.committee.members.map((m) => m.blsPublicShare),
-    message,
-  });
-  const committeeOk = bls.verify(genesis.committee.groupPublicKey, message, signature);
-  const faucet = decodeAddress(devnet.faucet.address);
-  let faucetBalance = 0n;
-  for (const { out } of ledger.unspent())
-    if (bytesToHex(out.owner) === bytesToHex(faucet)) faucetBalance += out.value;
-
-  console.log(`PoUW devnet "${genesis.chainId}" (data: ${dir})`);
-  console.log(`  ed25519 implementation : ${ed.name}`);
-  console.log(`  finalized tip          : height ${tip.height}, ${bytesToHex(tip.hash)}`);
-  console.log(
-    `  state root             : ${bytesToHex(ledger.stateRoot)} (${ledger.utxoCount} unspent outputs)`,
-  );
-  console.log(
-    `  committee              : ${genesis.committee.members.length} supervisors, threshold ${t}, group key ${bytesToHex(genesis.committee.groupPublicKey).slice(0, 24)}…`,
-  );
-  console.log(
-    `  threshold signature    : ${committeeOk ? 'ok' : 'FAILED'} (${t} of ${genesis.committee.members.length} shares)`,
-  );
-  console.log(`  faucet                 : ${devnet.faucet.address}, balance ${faucetBalance}`);
-  console.log('');
-  console.log('The relay, supervisors, miners and the web UI join this devnet in issue #6;');
-  console.log('today `npm start` sets up and checks the chain they will run on, then exits.');
-  if (!committeeOk) process.exitCode = 1;
-} finally {
-  await store.close();
+} catch (e) {
+  if (stopping) {
+    say('stopped while starting');
+    process.exit(0);
+  }
+  say(`start failed: ${e instanceof Error ? e.message : String(e)}`);
+  process.exit(1);
+}
+if (stopping) {
+  // The signal came as the last process became ready: stop now that the handle exists.
+  stopping = false;
+  shutdown('SIGINT');
+} else {
+  const n = network;
+  say('');
+  say(`chain ${n.chainId}, task ${bytesToHex(n.task.taskId)} (${n.task.minerSlots} miner slots)`);
+  say(`task funding: ${n.funding}`);
+  say(`relay      ${n.relay.ws}`);
+  say(`           health and metrics: ${n.relay.http}/health, ${n.relay.http}/metrics`);
+  for (const s of n.supervisors) say(`supervisor ${s.member + 1}  ${s.tcp}`);
+  say(`logs       ${join(n.dataDir, 'logs')}`);
+  say('');
+  say(`Open the Contribute page: ${n.uiUrl}`);
+  say('Ctrl-C stops every process.');
 }

@@ -251,12 +251,17 @@ export type HistoryErrorCode =
   | 'HISTORY_FULL'
   // id lists in proposals and decisions
   | 'HISTORY_MISSING'
-  | 'HISTORY_BAD_IDS';
+  | 'HISTORY_BAD_IDS'
+  // the history's LevelDB store (node-common/history-store.ts)
+  | 'HISTORY_STORE_CORRUPT'
+  | 'HISTORY_STORE_CLOSED';
 
 /**
  * The supervisors' message history (shared/pouw/history.ts): a message seen before or one that finds
  * its queue or the history full (IGNORE: drop, no penalty); an id list that names messages not
- * recorded here (IGNORE: fetch them first) or that no honest history could produce (REJECT).
+ * recorded here (IGNORE: fetch them first) or that no honest history could produce (REJECT). Its
+ * store reports a damaged record, or one that does not rebuild the history, as HISTORY_STORE_CORRUPT,
+ * and a write after close or after a failed write as HISTORY_STORE_CLOSED.
  */
 export class HistoryError extends PouwError<HistoryErrorCode> {
   constructor(

@@ -89,7 +89,7 @@ interface TaskState {
   admitted: Map<string, Admitted>;
   /** Elsewhere: the count the lead reported last. */
   leadAdmitted: number;
-  /** Lead only: admissions run one at a time (signing is async). */
+  /** Lead: admissions run one at a time (signing is async); elsewhere: adoptions of the lead's set. */
   queue: Promise<unknown>;
   waiters: ((miners: Uint8Array[]) => void)[];
 }
@@ -289,9 +289,15 @@ export class JoinService {
       this.#o.log('join-lead-bad-set', { task: st.hex, code: isPouwError(e) ? e.code : String(e) });
       throw new NetError('NET_UNAVAILABLE', 'the lead served an invalid miner set', 'IGNORE');
     }
-    if (st.set !== undefined) return;
-    await this.#persist(st, answer.minerSet);
-    this.#adopt(st, answer.minerSet);
+    const set = answer.minerSet;
+    // Forwarded answers and polls may bring the set at once: it is written and adopted once.
+    const run = st.queue.then(async () => {
+      if (st.set !== undefined) return;
+      await this.#persist(st, set);
+      this.#adopt(st, set);
+    });
+    st.queue = run.catch(() => undefined);
+    await run;
   }
 
   async #poll(st: TaskState): Promise<void> {

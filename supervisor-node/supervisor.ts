@@ -10,6 +10,12 @@ import { join } from 'node:path';
 import { ChainStore } from '../node-common/chain-store.ts';
 import { defaultNodeEd25519 } from '../node-common/ed25519-node.ts';
 import {
+  catchUpWithChain,
+  DurableTaskHistory,
+  finalizedHistoryView,
+  HistoryStore,
+} from '../node-common/history-store.ts';
+import {
   createNode,
   multiaddr,
   type PouwNode,
@@ -72,11 +78,14 @@ import { batchesPerEpoch } from '../shared/pouw/task.ts';
 import { ChainApp } from './chain.ts';
 import type { SupervisorConfig } from './config.ts';
 import { ConsensusDriver, type DriverLog } from './driver.ts';
+import { type JoinableTask, JoinService } from './join.ts';
 import {
-  emptyHistory,
   type HistorySource,
-  loadTask,
+  joinedTaskHistory,
+  readTaskFile,
   type SupervisedTask,
+  superviseTask,
+  type TaskFile,
   taskHistorySource,
 } from './tasks.ts';
 import { type CandidateVerifier, fastVerifier, realVerifier } from './verifier.ts';
@@ -161,10 +170,12 @@ export async function startSupervisor(opts: SupervisorOptions): Promise<Supervis
 
   const store = await ChainStore.open(join(config.dataDir, 'chain'));
   let wal: WalStore | undefined;
+  let historyStore: HistoryStore | undefined;
   let node: PouwNode | undefined;
   try {
     const ledger: Ledger = await store.loadLedger(genesis, verifiers);
     wal = await WalStore.open(join(config.dataDir, 'wal'));
+    historyStore = await HistoryStore.open(join(config.dataDir, 'history'));
     const memberPeers = committee.members.map((m) => peerIdOfNodeKey(m.nodeKey).toString());
     node = await createNode({
       nodeKeySeed: keys.nodeKeySeed,
@@ -184,41 +195,64 @@ export async function startSupervisor(opts: SupervisorOptions): Promise<Supervis
       throw new NetError('NET_BAD_CONFIG', 'config.tasks: one task per supervisor for now', 'REJECT', {
         field: 'tasks',
       });
-    const task = config.tasks[0] === undefined ? undefined : loadTask(config.tasks[0], chainId, ed);
+    const taskFile = config.tasks[0] === undefined ? undefined : readTaskFile(config.tasks[0], chainId);
+    // The task's message history: rebuilt from its LevelDB log and brought level with the chain
+    // (a decided list lost in a crash after its block comes back from the WAL) before consensus runs.
+    const theHistoryStore = historyStore;
+    const openHistory = async (t: TaskFile, miners: Uint8Array[]) => {
+      const h = await DurableTaskHistory.open(theHistoryStore, {
+        chainId,
+        task: t.definition,
+        miners,
+        ed25519: ed,
+      });
+      const caughtUp = await catchUpWithChain(
+        h,
+        await finalizedHistoryView(store, theWal, ledger.tip.height),
+      );
+      log('history-restored', { ...h.restored, decided: h.decidedCount, ...caughtUp });
+      return h;
+    };
+    // A joinable task is supervised from the moment its lead's signed miner set is known (ADR 0012).
+    let task: SupervisedTask | undefined =
+      taskFile?.miners === undefined
+        ? undefined
+        : superviseTask(chainId, taskFile, taskFile.miners, ed, await openHistory(taskFile, taskFile.miners));
     const verifier =
       opts.verifier ??
       (config.verifier === 'fast'
         ? fastVerifier
         : realVerifier((id) => (task && equalBytes(id, task.taskId) ? task.verifyContext() : undefined)));
-    const history: HistorySource = task
-      ? taskHistorySource(
-          task,
-          async (idsHex) => {
-            const out: ItRes[] = [];
-            const want = new Set(idsHex);
-            for (const peer of memberPeers) {
-              if (peer === theNode.peerId.toString() || want.size === 0) continue;
-              const ids = [...want].slice(0, MAX_HISTORY_IDS).map((h) => hexToBytes(h));
-              try {
-                const body = await theNode.request(
-                  peerIdFromString(peer),
-                  'history',
-                  HistoryRequest.encode({ ids, fromIndex: 0n, count: 0 }),
-                  { timeoutMs: 5000 },
-                );
-                for (const m of HistoryResponse.decode(body).messages) {
-                  const id = bytesToHex(itResId(chainId, m.body));
-                  if (want.delete(id)) out.push(m);
-                }
-              } catch {
-                // Ask the next member.
+    const sourceOf = (t: SupervisedTask): HistorySource =>
+      taskHistorySource(
+        t,
+        async (idsHex) => {
+          const out: ItRes[] = [];
+          const want = new Set(idsHex);
+          for (const peer of memberPeers) {
+            if (peer === theNode.peerId.toString() || want.size === 0) continue;
+            const ids = [...want].slice(0, MAX_HISTORY_IDS).map((h) => hexToBytes(h));
+            try {
+              const body = await theNode.request(
+                peerIdFromString(peer),
+                'history',
+                HistoryRequest.encode({ ids, fromIndex: 0n, count: 0 }),
+                { timeoutMs: 5000 },
+              );
+              for (const m of HistoryResponse.decode(body).messages) {
+                const id = bytesToHex(itResId(chainId, m.body));
+                if (want.delete(id)) out.push(m);
               }
+            } catch {
+              // Ask the next member.
             }
-            return out;
-          },
-          log,
-        )
-      : emptyHistory(chainId);
+          }
+          return out;
+        },
+        log,
+      );
+    let taskHistory = task === undefined ? undefined : sourceOf(task);
+    const history = joinedTaskHistory(chainId, () => taskHistory);
 
     const app = new ChainApp({
       chainId,
@@ -304,13 +338,41 @@ export async function startSupervisor(opts: SupervisorOptions): Promise<Supervis
       (message, from) => driver.receive(message, from.toString()),
     );
 
+    // Volunteers join the task through its lead (join.ts); the task is supervised once the set is known.
+    const joins = taskFile?.joinable
+      ? await JoinService.start({
+          node: theNode,
+          chainId,
+          committee,
+          self: keys.member,
+          nodeKeySeed: keys.nodeKeySeed,
+          ed,
+          dir: join(config.dataDir, 'joins'),
+          tasks: () => [taskFile.joinable!],
+          onMinerSet: (_taskId, miners) => {
+            openHistory(taskFile, miners).then(
+              (h) => {
+                task = superviseTask(chainId, taskFile, miners, ed, h);
+                taskHistory = sourceOf(task);
+              },
+              (e: unknown) => log('history-open-failed', { error: String(e) }),
+            );
+          },
+          log,
+        })
+      : undefined;
+
     // The task's IT_RES: audited and recorded by the history on arrival; REJECT verdicts count
     // against the relaying peer.
-    if (task) {
+    if (taskFile) {
       node.subscribe(
-        topics.itres(chainId, task.taskId),
+        topics.itres(chainId, taskFile.taskId),
         async (data) => {
-          const r = await task.history.offer(ItRes.decode(data));
+          const msg = ItRes.decode(data);
+          const t = task;
+          if (t === undefined)
+            throw new NetError('NET_UNAVAILABLE', 'the task’s miners are not known here yet', 'IGNORE');
+          const r = await t.history.offer(msg);
           if (r.verdict === 'REJECT') throw r.error ?? new NetError('NET_BAD_REQUEST', r.code);
           if (r.verdict === 'IGNORE' && r.code !== 'PARKED')
             throw r.error ?? new NetError('NET_NOT_FOUND', r.code, 'IGNORE');
@@ -329,7 +391,8 @@ export async function startSupervisor(opts: SupervisorOptions): Promise<Supervis
       driver,
       member: keys.member,
       history,
-      task,
+      task: () => task,
+      joinable: taskFile?.joinable,
     });
     await driver.start();
     // Dial the other members now (gossipsub's direct-peer ticks would, a little later).
@@ -355,15 +418,18 @@ export async function startSupervisor(opts: SupervisorOptions): Promise<Supervis
       async stop() {
         if (stopped) return;
         stopped = true;
+        await joins?.stop();
         await theNode.stop();
         await driver.stop();
         await theWal.close();
+        await theHistoryStore.close();
         await store.close();
       },
     };
   } catch (e) {
     await node?.stop().catch(() => {});
     await wal?.close().catch(() => {});
+    await historyStore?.close().catch(() => {});
     await store.close().catch(() => {});
     throw e;
   }
@@ -406,7 +472,9 @@ interface ServeContext {
   driver: ConsensusDriver;
   member: number;
   history: HistorySource;
-  task: SupervisedTask | undefined;
+  task: () => SupervisedTask | undefined;
+  /** A task volunteers join: listed (with no miners) until its set is signed. */
+  joinable: JoinableTask | undefined;
 }
 
 function notFound(what: string): NetError {
@@ -503,17 +571,19 @@ async function serveProtocols(node: PouwNode, c: ServeContext): Promise<void> {
     return ConsensusResponse.encode({ commits: stored.map((b) => Commit.decode(b)) });
   });
 
-  const task = c.task;
   await node.serve('tasks', async (body) => {
     const req = TasksRequest.decode(body);
-    const match = task && (req.taskId.length === 0 || equalBytes(req.taskId, task.taskId));
+    const task = c.task();
+    const listed = task ?? (c.joinable && { ...c.joinable, miners: [] as Uint8Array[] });
+    const match = listed && (req.taskId.length === 0 || equalBytes(req.taskId, listed.taskId));
     return TasksResponse.encode({
-      tasks: match ? [{ taskId: task.taskId, definition: task.definition, miners: task.miners }] : [],
+      tasks: match ? [{ taskId: listed.taskId, definition: listed.definition, miners: listed.miners }] : [],
     });
   });
 
   await node.serve('history', async (body) => {
     const req = HistoryRequest.decode(body);
+    const task = c.task();
     if (!task) throw notFound('no task supervised here');
     const h = task.history;
     const messages = req.ids.map((id) => h.get(bytesToHex(id))).filter((m): m is ItRes => m !== undefined);
@@ -531,6 +601,7 @@ async function serveProtocols(node: PouwNode, c: ServeContext): Promise<void> {
 
   await node.serve('batch', async (body) => {
     const req = BatchRequest.decode(body);
+    const task = c.task();
     if (!task || !equalBytes(req.taskId, task.taskId)) throw notFound('no such task here');
     const def = task.definition;
     if (req.epoch >= def.epochs || req.batchId >= batchesPerEpoch(def))

@@ -6,14 +6,19 @@
  * historyRoot is the Merkle root over the decided ids plus these).
  *
  * Task file (JSON; hex for bytes; paths relative to the file):
- *   { "definition": "<SSZ TaskDefinition>", "miners": ["<Ed25519 key>", …],
+ *   { "definition": "<SSZ TaskDefinition>", "miners": ["<Ed25519 key>", …] | "minerSlots": 2,
+ *     "dataUrl": "data/mnist-10k.u8.gz"                       (where volunteers find the data),
  *     "examples": "<count × (featureBytes + 1) bytes>" | "examplesFile": "train.bin",
  *     "count": 48, "featureBytes": 4,
  *     "segmentHashes": ["…"], "trainRanges": [{ "segment": 0, "start": 0, "end": 12 }, …] }
  *
- * Replays run on `JsSoftmaxEngine` (shared/pouw/js-engine.ts), which covers the one-dense-layer
- * softmax tasks; a supervisor refuses a task file with another architecture (NET_BAD_CONFIG) until
- * a TF.js engine is wired in for Node.
+ * With `minerSlots` instead of `miners`, volunteers join (ADR 0012, join.ts): the task is supervised
+ * from the moment its lead's signed miner set is known (`superviseTask`).
+ *
+ * Replays run on `replayEngineFor(definition)` (replay-engine.ts): `JsSoftmaxEngine` for
+ * one-dense-layer softmax tasks, the TF.js engine on the Node backend ladder (wasm, cpu) for any
+ * other architecture. The supervisor passes a `DurableTaskHistory` (node-common/history-store.ts),
+ * rebuilt from its LevelDB log, as the task's history.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
@@ -22,13 +27,15 @@ import { merkleRoot } from '../shared/chain/ids.ts';
 import type { Block } from '../shared/chain/types.ts';
 import type { Ed25519 } from '../shared/crypto/ed25519.ts';
 import { HistoryError, isPouwError, NetError } from '../shared/errors.ts';
+import { MAX_TASK_MINERS } from '../shared/net/messages.ts';
 import type { Dataset } from '../shared/pouw/dataset.ts';
 import { type HistoryIds, TaskHistory } from '../shared/pouw/history.ts';
 import { type ItRes, itResId as itResIdOf } from '../shared/pouw/itres.ts';
-import { JsSoftmaxEngine } from '../shared/pouw/js-engine.ts';
 import { TaskDefinition, taskId as taskIdOf, validateTask } from '../shared/pouw/task.ts';
 import { CommittedDataset, type DatasetCommitmentProof, type VerifyContext } from '../shared/pouw/verify.ts';
 import type { DriverLog } from './driver.ts';
+import type { JoinableTask } from './join.ts';
+import { replayEngineFor } from './replay-engine.ts';
 
 export interface SupervisedTask {
   taskId: Uint8Array;
@@ -60,8 +67,26 @@ function int(v: unknown, field: string): number {
   return v;
 }
 
-/** Loads and checks a task file: definition, sorted miners, data bound to the commitment. */
+/** A task file, read and checked; its miners are fixed (`miners`) or joined (`joinable`). */
+export interface TaskFile {
+  taskId: Uint8Array;
+  definition: TaskDefinition;
+  dataset: Dataset;
+  data: CommittedDataset;
+  /** Sorted ascending; undefined when volunteers join. */
+  miners: Uint8Array[] | undefined;
+  joinable: JoinableTask | undefined;
+}
+
+/** Loads and checks a task file with a fixed miner list. */
 export function loadTask(file: string, chainId: string, ed: Ed25519): SupervisedTask {
+  const task = readTaskFile(file, chainId);
+  if (task.miners === undefined) bad('miners', 'must be a non-empty array');
+  return superviseTask(chainId, task, task.miners, ed);
+}
+
+/** Reads and checks a task file: definition, miners or miner slots, data bound to the commitment. */
+export function readTaskFile(file: string, chainId: string): TaskFile {
   let json: Record<string, unknown>;
   try {
     json = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
@@ -75,13 +100,22 @@ export function loadTask(file: string, chainId: string, ed: Ed25519): Supervised
   } catch (e) {
     bad('definition', isPouwError(e) ? e.message : String(e));
   }
-  if (definition.layers.length !== 1 || definition.inputShape.length !== 1)
-    bad('definition', 'only one-dense-layer softmax tasks can be replayed here (JsSoftmaxEngine)');
-  if (!Array.isArray(json['miners']) || json['miners'].length === 0)
-    bad('miners', 'must be a non-empty array');
-  const miners = (json['miners'] as unknown[])
-    .map((m, i) => hex(m, `miners[${i}]`, 32))
-    .sort((a, b) => (bytesToHex(a) < bytesToHex(b) ? -1 : 1));
+  let miners: Uint8Array[] | undefined;
+  let minerSlots: number | undefined;
+  if (json['minerSlots'] !== undefined) {
+    if (json['miners'] !== undefined) bad('miners', 'a task has either miners or minerSlots');
+    minerSlots = int(json['minerSlots'], 'minerSlots');
+    if (minerSlots < 1 || minerSlots > MAX_TASK_MINERS)
+      bad('minerSlots', `must be in [1, ${MAX_TASK_MINERS}]`);
+    if (typeof json['dataUrl'] !== 'string' || json['dataUrl'] === '')
+      bad('dataUrl', 'must name where volunteers find the data');
+  } else {
+    if (!Array.isArray(json['miners']) || json['miners'].length === 0)
+      bad('miners', 'must be a non-empty array');
+    miners = (json['miners'] as unknown[])
+      .map((m, i) => hex(m, `miners[${i}]`, 32))
+      .sort((a, b) => (bytesToHex(a) < bytesToHex(b) ? -1 : 1));
+  }
   const count = int(json['count'], 'count');
   const featureBytes = int(json['featureBytes'], 'featureBytes');
   const examples =
@@ -114,8 +148,36 @@ export function loadTask(file: string, chainId: string, ed: Ed25519): Supervised
     bad('examples', isPouwError(e) ? e.message : String(e));
   }
   const taskId = taskIdOf(chainId, definition);
-  const history = new TaskHistory({ chainId, task: definition, miners, ed25519: ed });
-  const engine = new JsSoftmaxEngine(definition);
+  const inTrain = new Set(proof.trainRanges.map((r) => r.segment));
+  const joinable: JoinableTask | undefined =
+    minerSlots === undefined
+      ? undefined
+      : {
+          taskId,
+          definition,
+          minerSlots,
+          dataset: {
+            url: String(json['dataUrl']),
+            segments: proof.segmentHashes.length,
+            testSegments: proof.segmentHashes.map((_, s) => s).filter((s) => !inTrain.has(s)),
+          },
+        };
+  return { taskId, definition, dataset, data, miners, joinable };
+}
+
+/**
+ * Supervises a task with its (sorted) miners: its message history (`history`, built for these
+ * miners; in memory by default) and verification context.
+ */
+export function superviseTask(
+  chainId: string,
+  f: TaskFile,
+  miners: Uint8Array[],
+  ed: Ed25519,
+  history: TaskHistory = new TaskHistory({ chainId, task: f.definition, miners, ed25519: ed }),
+): SupervisedTask {
+  const { taskId, definition, dataset, data } = f;
+  const engine = replayEngineFor(definition);
   return {
     taskId,
     definition,
@@ -206,6 +268,28 @@ export function taskHistorySource(
     async offer(messages) {
       for (const m of messages) await h.offer(m);
     },
+  };
+}
+
+/**
+ * The history of a task whose miners are not known yet (volunteers still joining): the empty
+ * history until `current()` gives the task's source, then that source. A proposal with ids before
+ * then is not valid *here, now* (IGNORE: this member learns the set within a poll), never refused.
+ */
+export function joinedTaskHistory(chainId: string, current: () => HistorySource | undefined): HistorySource {
+  const empty = emptyHistory(chainId);
+  const pick = () => current() ?? empty;
+  return {
+    decidedRoot: () => pick().decidedRoot(),
+    proposal: (maxIds) => pick().proposal(maxIds),
+    async rootWith(ids) {
+      const source = current();
+      if (source === undefined && ids.ids.length > 0)
+        throw new HistoryError('HISTORY_MISSING', 'the task’s miner set is not known here yet', 'IGNORE');
+      return (source ?? empty).rootWith(ids);
+    },
+    adopt: (ids, block) => pick().adopt(ids, block),
+    offer: async (messages) => current()?.offer(messages),
   };
 }
 

@@ -55,9 +55,9 @@ import {
 } from '../shared/net/join.ts';
 import {
   BlockRequest,
-  type BlockCandidate as CandidateValue,
   CandidateRequest,
   CandidateResponse,
+  type BlockCandidate as CandidateValue,
   FinalizedBlock,
   MAX_PROOF_OUTPOINTS,
   ProofRequest,
@@ -182,7 +182,8 @@ type Services = { identify: Identify; ping: Ping; pubsub: GossipSub };
 function peerOfAddr(ma: Multiaddr, what: string): string {
   const p2p = ma.getComponents().filter((c) => c.name === 'p2p');
   const id = p2p[p2p.length - 1]?.value;
-  if (id === undefined) throw new NetError('NET_BAD_CONFIG', `${what} ${ma.toString()} must end in /p2p/<peer id>`);
+  if (id === undefined)
+    throw new NetError('NET_BAD_CONFIG', `${what} ${ma.toString()} must end in /p2p/<peer id>`);
   return id;
 }
 
@@ -250,9 +251,14 @@ export class Libp2pVolunteerNetwork implements VolunteerNetwork {
       const id = peerOfAddr(ma, 'a supervisor address');
       const member = members.get(id);
       if (member === undefined)
-        throw new NetError('NET_BAD_CONFIG', `supervisor ${s} is not a committee member of the genesis`, 'REJECT', {
-          field: 'supervisors',
-        });
+        throw new NetError(
+          'NET_BAD_CONFIG',
+          `supervisor ${s} is not a committee member of the genesis`,
+          'REJECT',
+          {
+            field: 'supervisors',
+          },
+        );
       const existing = this.#supervisors.get(id);
       if (existing !== undefined) existing.addrs.push(ma);
       else this.#supervisors.set(id, Object.assign(this.#target(id, 'supervisor', [ma]), { member }));
@@ -318,6 +324,11 @@ export class Libp2pVolunteerNetwork implements VolunteerNetwork {
     node.addEventListener('connection:open', (e) => {
       const t = this.#targets.get(e.detail.remotePeer.toString());
       if (t !== undefined && this.#satisfied(t)) t.attempts = 0;
+      // Once a miner is linked directly, the relayed signalling connection has done its job: close
+      // it, so it holds none of the relay's per-peer circuit budget.
+      if (t?.role === 'miner' && connectionPath(e.detail) === 'webrtc')
+        for (const c of node.getConnections(e.detail.remotePeer))
+          if (c.limits !== undefined) c.close().catch(() => {});
     });
     this.#subscribeBlocks();
     this.#keep(this.#relay, 0);
@@ -375,10 +386,13 @@ export class Libp2pVolunteerNetwork implements VolunteerNetwork {
   // -- VolunteerNetwork ----------------------------------------------------------------------
 
   joinTask(request: JoinRequest): Promise<TaskAssignment> {
-    this.#live();
+    if (this.#closed) return Promise.reject(new NetError('NET_CLOSED', 'the network is closed', 'IGNORE'));
     if (!equalBytes(request.minerKey, this.#o.nodeKey.publicKey))
       return Promise.reject(
-        new VolunteerError('VOLUNTEER_MISUSE', 'a join is signed by the node key: minerKey must be this node’s key'),
+        new VolunteerError(
+          'VOLUNTEER_MISUSE',
+          'a join is signed by the node key: minerKey must be this node’s key',
+        ),
       );
     if (this.#task !== undefined) return Promise.resolve(this.#task.assignment);
     this.#joining ??= this.#join(request).finally(() => {
@@ -390,13 +404,14 @@ export class Libp2pVolunteerNetwork implements VolunteerNetwork {
   async publishItRes(msg: ItRes): Promise<void> {
     this.#live();
     const task = this.#task;
-    if (task === undefined) throw new VolunteerError('VOLUNTEER_MISUSE', 'publish before the task was joined');
+    if (task === undefined)
+      throw new VolunteerError('VOLUNTEER_MISUSE', 'publish before the task was joined');
     try {
       await this.#node.services.pubsub.publish(task.topic, ItRes.encode(msg));
       this.stats.itres.published++;
     } catch (e) {
       // Nobody to send to right now (a reconnect is under way): the message is lost, not the task.
-      this.#log('itres-publish-failed', { error: String(e) });
+      this.#log('itres-publish-failed', { error: errorText(e) });
     }
   }
 
@@ -407,7 +422,11 @@ export class Libp2pVolunteerNetwork implements VolunteerNetwork {
 
   async fetchTemplate(request: { payout: Uint8Array; taskId: Uint8Array }): Promise<Block | undefined> {
     this.#live();
-    const body = TemplateRequest.encode({ payout: request.payout, taskId: request.taskId, extra: new Uint8Array(0) });
+    const body = TemplateRequest.encode({
+      payout: request.payout,
+      taskId: request.taskId,
+      extra: new Uint8Array(0),
+    });
     for (const s of this.#supervisorOrder()) {
       try {
         const answer = await this.#request(s, 'template', body, (b) => TemplateResponse.decode(b));
@@ -442,7 +461,11 @@ export class Libp2pVolunteerNetwork implements VolunteerNetwork {
     const first = results.find((r) => r.status === 'rejected')?.reason as unknown;
     if (isPouwError(first)) {
       const remote = first.detail['remoteCode'];
-      return { accepted: false, code: typeof remote === 'string' && remote !== '' ? remote : first.code, reason: first.message };
+      return {
+        accepted: false,
+        code: typeof remote === 'string' && remote !== '' ? remote : first.code,
+        reason: first.message,
+      };
     }
     return { accepted: false, code: 'NET_UNAVAILABLE', reason: 'no supervisor took the candidate' };
   }
@@ -490,17 +513,22 @@ export class Libp2pVolunteerNetwork implements VolunteerNetwork {
     // that moves between chunks restarts the round (bounded).
     for (let round = 0; round < 3; round++) {
       const chunks: OutPoint[][] = [];
-      for (let i = 0; i < known.length; i += MAX_PROOF_OUTPOINTS) chunks.push(known.slice(i, i + MAX_PROOF_OUTPOINTS));
+      for (let i = 0; i < known.length; i += MAX_PROOF_OUTPOINTS)
+        chunks.push(known.slice(i, i + MAX_PROOF_OUTPOINTS));
       if (chunks.length === 0) chunks.push([]);
       const present = new Map<string, WalletProofs['present'][number]>();
       const spent = new Map<string, WalletProofs['spent'][number]>();
       let height: bigint | undefined;
       let consistent = true;
       for (const [i, outpoints] of chunks.entries()) {
-        const answer = await this.#anySupervisor('proof', ProofRequest.encode({
-          outpoints,
-          address: i === 0 ? owner : new Uint8Array(0),
-        }), (b) => ProofResponse.decode(b));
+        const answer = await this.#anySupervisor(
+          'proof',
+          ProofRequest.encode({
+            outpoints,
+            address: i === 0 ? owner : new Uint8Array(0),
+          }),
+          (b) => ProofResponse.decode(b),
+        );
         if (height === undefined) height = answer.header.height;
         else if (answer.header.height !== height) {
           consistent = false;
@@ -515,7 +543,11 @@ export class Libp2pVolunteerNetwork implements VolunteerNetwork {
       if (consistent && height !== undefined)
         return { height, present: [...present.values()], spent: [...spent.values()] };
     }
-    throw new NetError('NET_UNAVAILABLE', 'the finalized tip kept moving while proofs were fetched', 'IGNORE');
+    throw new NetError(
+      'NET_UNAVAILABLE',
+      'the finalized tip kept moving while proofs were fetched',
+      'IGNORE',
+    );
   }
 
   /**
@@ -578,7 +610,9 @@ export class Libp2pVolunteerNetwork implements VolunteerNetwork {
     this.#log('join-started', { task: bytesToHex(taskId), lead });
     for (;;) {
       this.#live();
-      const order = this.#supervisorOrder().sort((a, b) => Number(b.member === lead) - Number(a.member === lead));
+      const order = this.#supervisorOrder().sort(
+        (a, b) => Number(b.member === lead) - Number(a.member === lead),
+      );
       for (const s of order) {
         let answer: JoinResponse;
         try {
@@ -635,8 +669,8 @@ export class Libp2pVolunteerNetwork implements VolunteerNetwork {
           );
           const first = answer.tasks[0];
           if (first !== undefined) return first.taskId;
-        } catch {
-          // Ask the next supervisor.
+        } catch (e) {
+          this.#log('tasks-unavailable', { supervisor: s.key, code: isPouwError(e) ? e.code : String(e) });
         }
       }
       await this.#sleep(wait);
@@ -731,7 +765,8 @@ export class Libp2pVolunteerNetwork implements VolunteerNetwork {
 
   /** Checks a finalized block's certificate against the genesis committee; throws typed errors. */
   #checkFinalized(_from: string, f: FinalizedBlock): FinalizedHeader {
-    if (f.certificate === null) throw new NetError('NET_BAD_REQUEST', 'a finalized block without a certificate');
+    if (f.certificate === null)
+      throw new NetError('NET_BAD_REQUEST', 'a finalized block without a certificate');
     verifyCertificate(f.certificate, {
       chainId: this.#o.chainId,
       height: f.block.header.height,
@@ -808,7 +843,10 @@ export class Libp2pVolunteerNetwork implements VolunteerNetwork {
     try {
       bytes = await requestOnce(this.#node, s.addrs, name, body, { timeoutMs, signal: this.#closing.signal });
     } catch (e) {
-      if (isPouwError(e) && (e.code === 'NET_OVERSIZED' || e.code === 'NET_MALFORMED' || e.name === 'DecodeError'))
+      if (
+        isPouwError(e) &&
+        (e.code === 'NET_OVERSIZED' || e.code === 'NET_MALFORMED' || e.name === 'DecodeError')
+      )
         this.#bad(s.key, e.code);
       throw e;
     }
@@ -889,7 +927,11 @@ export class Libp2pVolunteerNetwork implements VolunteerNetwork {
   #satisfied(t: Target): boolean {
     return this.#node
       .getConnections(t.peer)
-      .some((c) => c.status === 'open' && (t.role === 'miner' ? connectionPath(c) === 'webrtc' : c.limits === undefined));
+      .some(
+        (c) =>
+          c.status === 'open' &&
+          (t.role === 'miner' ? connectionPath(c) === 'webrtc' : c.limits === undefined),
+      );
   }
 
   #keep(t: Target, delayMs: number): void {
@@ -909,7 +951,9 @@ export class Libp2pVolunteerNetwork implements VolunteerNetwork {
     t.dialing = true;
     const started = performance.now();
     try {
-      await this.#node.dial(t.addrs, { signal: AbortSignal.any([AbortSignal.timeout(DIAL_TIMEOUT_MS), this.#closing.signal]) });
+      await this.#node.dial(t.addrs, {
+        signal: AbortSignal.any([AbortSignal.timeout(DIAL_TIMEOUT_MS), this.#closing.signal]),
+      });
       if (t.connectedOnce) this.stats.reconnects++;
       if (t.role === 'miner' && this.stats.webrtcDialMs[t.key] === undefined && this.#satisfied(t))
         this.stats.webrtcDialMs[t.key] = performance.now() - started;
@@ -921,7 +965,13 @@ export class Libp2pVolunteerNetwork implements VolunteerNetwork {
       this.stats.dialFailures++;
       t.attempts++;
       const delay = this.#backoff(t.attempts);
-      this.#log('dial-failed', { peer: t.key, role: t.role, attempt: t.attempts, retryMs: delay, error: String(e) });
+      this.#log('dial-failed', {
+        peer: t.key,
+        role: t.role,
+        attempt: t.attempts,
+        retryMs: delay,
+        error: errorText(e),
+      });
       t.dialing = false;
       this.#keep(t, delay);
       return;
@@ -952,7 +1002,8 @@ export class Libp2pVolunteerNetwork implements VolunteerNetwork {
   // -- bad input -----------------------------------------------------------------------------
 
   #bad(peer: string, code: string): void {
-    const byCode = (this.stats.badInput[peer] ??= {});
+    const byCode = this.stats.badInput[peer] ?? {};
+    this.stats.badInput[peer] = byCode;
     byCode[code] = (byCode[code] ?? 0) + 1;
     const total = Object.values(byCode).reduce((a, b) => a + b, 0);
     this.#log('bad-input', { peer, code, total });
@@ -989,4 +1040,12 @@ export class Libp2pVolunteerNetwork implements VolunteerNetwork {
   #log(event: string, fields: Record<string, unknown>): void {
     this.#o.log?.(event, fields);
   }
+}
+
+function errorText(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  const message = (e as { message?: unknown } | null)?.message;
+  return typeof message === 'string' && message !== ''
+    ? message
+    : String((e as { type?: unknown })?.type ?? e);
 }

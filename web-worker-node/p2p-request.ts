@@ -47,7 +47,8 @@ export async function requestOnce(
   } catch (e) {
     stream.abort(e instanceof Error ? e : new Error(String(e)));
     if (isPouwError(e)) throw e;
-    if (signal.aborted) throw new NetError('NET_TIMEOUT', `${name}: no answer in ${opts.timeoutMs} ms`, 'IGNORE');
+    if (signal.aborted)
+      throw new NetError('NET_TIMEOUT', `${name}: no answer in ${opts.timeoutMs} ms`, 'IGNORE');
     throw new NetError('NET_CLOSED', `${name}: ${(e as Error).message}`, 'IGNORE');
   }
 }
@@ -56,7 +57,8 @@ export async function requestOnce(
 async function readOneFrame(stream: Stream, limit: number, signal: AbortSignal): Promise<Uint8Array> {
   const frames = lp.decode(stream, { maxDataLength: limit });
   const aborted = new Promise<never>((_, reject) => {
-    const fail = () => reject(new NetError('NET_TIMEOUT', 'no complete answer before the deadline', 'IGNORE'));
+    const fail = () =>
+      reject(new NetError('NET_TIMEOUT', 'no complete answer before the deadline', 'IGNORE'));
     if (signal.aborted) fail();
     signal.addEventListener('abort', fail, { once: true });
   });

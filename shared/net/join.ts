@@ -180,14 +180,24 @@ export async function checkMinerSet(
     throw new NetError('NET_BAD_REQUEST', 'the miner set is for another task');
   const lead = leadIndex(body.taskId, committeeNodeKeys.length);
   if (body.lead !== lead)
-    throw new NetError('NET_BAD_REQUEST', `the miner set is signed by member ${body.lead}, the lead is ${lead}`);
+    throw new NetError(
+      'NET_BAD_REQUEST',
+      `the miner set is signed by member ${body.lead}, the lead is ${lead}`,
+    );
   assertMinerOrder(body.miners);
   if (!(await ed.verify(committeeNodeKeys[lead]!, minerSetMessage(chainId, body), set.signature)))
-    throw new CryptoError('CRYPTO_BAD_SIGNATURE', `the miner set is not signed by the task lead (member ${lead})`);
+    throw new CryptoError(
+      'CRYPTO_BAD_SIGNATURE',
+      `the miner set is not signed by the task lead (member ${lead})`,
+    );
 }
 
 /** The dataset locator of a task, from plain values (the URL as UTF-8). */
-export function datasetLocator(d: { url: string; segments: number; testSegments: readonly number[] }): DatasetLocator {
+export function datasetLocator(d: {
+  url: string;
+  segments: number;
+  testSegments: readonly number[];
+}): DatasetLocator {
   return { url: utf8(d.url), segments: d.segments, testSegments: [...d.testSegments] };
 }
 

@@ -117,16 +117,16 @@ export function errorEnvelope(status: ResponseStatus, code: string, message: str
 }
 
 /**
- * The envelope a server sends for an error thrown while handling a request: typed rejections of
- * the request (REJECT) are `invalid`, IGNORE-verdict errors `notFound`/`unavailable` by code, and
- * anything untyped is a server `error` whose details stay on the server.
+ * The envelope a server sends for an error thrown while handling a request: a REJECT-verdict typed
+ * error (the request broke a rule) is `invalid`; an IGNORE-verdict one (valid but not useful now:
+ * a candidate for a decided height, a duplicate transaction) is `unavailable` with its code, and
+ * NET_NOT_FOUND is `notFound`; anything untyped is a server `error` whose details stay on the server.
  */
 export function envelopeForError(e: unknown): Uint8Array {
   if (!isPouwError(e)) return errorEnvelope(ResponseStatus.error, 'NET_REMOTE_ERROR', 'internal error');
   const err = e as PouwError;
   if (err.code === 'NET_NOT_FOUND') return errorEnvelope(ResponseStatus.notFound, err.code, err.message);
-  if (err.code === 'NET_UNAVAILABLE' || err.code === 'NET_RATE_LIMITED')
-    return errorEnvelope(ResponseStatus.unavailable, err.code, err.message);
+  if (err.verdict !== 'REJECT') return errorEnvelope(ResponseStatus.unavailable, err.code, err.message);
   return errorEnvelope(ResponseStatus.invalid, err.code, err.message);
 }
 

@@ -11,7 +11,14 @@ import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ChainStore } from '../../node-common/chain-store.ts';
-import { createNode, multiaddr, type PouwNode, peerIdOfNodeKey } from '../../node-common/p2p.ts';
+import { nodeCryptoEd25519 } from '../../node-common/ed25519-node.ts';
+import {
+  createNode,
+  type Multiaddr,
+  multiaddr,
+  type PouwNode,
+  peerIdOfNodeKey,
+} from '../../node-common/p2p.ts';
 import { type Devnet, ensureDevnet } from '../../scripts/devnet.ts';
 import { bytesToHex, hexToBytes } from '../../shared/bytes.ts';
 import { genesisBlock } from '../../shared/chain/genesis.ts';
@@ -76,6 +83,11 @@ export interface ClusterMember {
   ws: string;
   configFile: string;
   dataDir: string;
+}
+
+/** A member's TCP address with its peer id: libp2p reuses the open connection instead of dialing again. */
+export function addrOf(m: ClusterMember): Multiaddr {
+  return multiaddr(`${m.tcp}/p2p/${m.peerId}`);
 }
 
 export interface Cluster {
@@ -308,7 +320,7 @@ export class HeaderMiner {
       let template: Block;
       try {
         const body = await this.node.request(
-          multiaddr(from.tcp),
+          addrOf(from),
           'template',
           TemplateRequest.encode({ payout, taskId: new Uint8Array(32), extra: new Uint8Array(0) }),
           { timeoutMs: 3000 },
@@ -334,7 +346,7 @@ export class HeaderMiner {
       const body = CandidateRequest.encode({ candidate, blockHash: new Uint8Array(0) });
       this.submitted++;
       const results = await Promise.allSettled(
-        members.map((m) => this.node.request(multiaddr(m.tcp), 'candidate', body, { timeoutMs: 5000 })),
+        members.map((m) => this.node.request(addrOf(m), 'candidate', body, { timeoutMs: 5000 })),
       );
       let ok = false;
       for (const r of results) {
@@ -361,7 +373,7 @@ export class HeaderMiner {
 /** Asks a member for its status (tip height) over the status protocol. */
 export async function statusOf(node: PouwNode, member: ClusterMember): Promise<StatusResponse> {
   const body = await node.request(
-    multiaddr(member.tcp),
+    addrOf(member),
     'status',
     StatusRequest.encode({ chainId: new Uint8Array(0) }),
     {
@@ -378,7 +390,7 @@ export async function blockOf(
   height: bigint,
 ): Promise<FinalizedBlock> {
   const body = await node.request(
-    multiaddr(member.tcp),
+    addrOf(member),
     'block',
     BlockRequest.encode({ height, hash: new Uint8Array(0) }),
     {
@@ -421,9 +433,7 @@ export class TxLoad {
   async #submit(tx: Transaction): Promise<void> {
     const body = SubmitTxRequest.encode(tx);
     const rs = await Promise.allSettled(
-      this.#cluster.members.map((m) =>
-        this.#node.request(multiaddr(m.tcp), 'submitTx', body, { timeoutMs: 5000 }),
-      ),
+      this.#cluster.members.map((m) => this.#node.request(addrOf(m), 'submitTx', body, { timeoutMs: 5000 })),
     );
     this.submitted++;
     for (const r of rs) {
@@ -441,7 +451,7 @@ export class TxLoad {
     const member = this.#cluster.members[0]!;
     for (let i = 0; i < ops.length; i += MAX_PROOF_OUTPOINTS) {
       const body = await this.#node.request(
-        multiaddr(member.tcp),
+        addrOf(member),
         'proof',
         ProofRequest.encode({ outpoints: ops.slice(i, i + MAX_PROOF_OUTPOINTS), address: new Uint8Array(0) }),
         { timeoutMs: 5000 },
@@ -469,7 +479,7 @@ export class TxLoad {
       return {
         body,
         witnesses: [
-          { publicKey: signer.publicKey, signature: await nobleEd25519.sign(signer.secretKey, id) },
+          { publicKey: signer.publicKey, signature: await nodeCryptoEd25519.sign(signer.secretKey, id) },
         ],
         committeeSignature: new Uint8Array(0),
       };
@@ -506,16 +516,21 @@ export class TxLoad {
         continue;
       }
       const ready = [...pending.entries()].filter(([k]) => confirmed.has(k));
-      for (const [k, p] of ready) {
-        if (this.#stopped) break;
-        pending.delete(k);
-        const tx = await sign([p.op], [output(p.value - fee)]);
-        const id = txId(chainId, tx.body);
-        pending.set(outpointKey({ txId: id, index: 0 }), {
-          op: { txId: id, index: 0 },
-          value: p.value - fee,
-        });
-        await this.#submit(tx);
+      // Spend every confirmed output again, 50 submissions in flight at a time.
+      for (let i = 0; i < ready.length && !this.#stopped; i += 50) {
+        const txs = await Promise.all(
+          ready.slice(i, i + 50).map(async ([k, p]) => {
+            pending.delete(k);
+            const tx = await sign([p.op], [output(p.value - fee)]);
+            const id = txId(chainId, tx.body);
+            pending.set(outpointKey({ txId: id, index: 0 }), {
+              op: { txId: id, index: 0 },
+              value: p.value - fee,
+            });
+            return tx;
+          }),
+        );
+        await Promise.all(txs.map((tx) => this.#submit(tx)));
       }
       await sleep(ready.length === 0 ? 200 : 50);
     }

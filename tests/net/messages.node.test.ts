@@ -111,6 +111,11 @@ describe('network message bodies', () => {
     assert.equal(new TextDecoder().decode(tx.errorCode), 'TX_OVERSPEND');
     const nf = ResponseEnvelope.decode(envelopeForError(new NetError('NET_NOT_FOUND', 'no block', 'IGNORE')));
     assert.equal(nf.status, ResponseStatus.notFound);
+    const late = ResponseEnvelope.decode(
+      envelopeForError(new LedgerError('BLOCK_BAD_HEIGHT', 'decided', 'IGNORE')),
+    );
+    assert.equal(late.status, ResponseStatus.unavailable, 'valid but not useful now');
+    assert.equal(new TextDecoder().decode(late.errorCode), 'BLOCK_BAD_HEIGHT');
     const bug = ResponseEnvelope.decode(envelopeForError(new TypeError('secret path /x/y')));
     assert.equal(bug.status, ResponseStatus.error);
     assert.ok(!new TextDecoder().decode(bug.message).includes('/x/y'));

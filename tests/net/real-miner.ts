@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { createNode, multiaddr, type PouwNode } from '../../node-common/p2p.ts';
+import { createNode, type PouwNode } from '../../node-common/p2p.ts';
 import { bytesToHex } from '../../shared/bytes.ts';
 import type { Block } from '../../shared/chain/types.ts';
 import { nobleEd25519 } from '../../shared/crypto/ed25519.ts';
@@ -24,7 +24,7 @@ import { JsSoftmaxEngine } from '../../shared/pouw/js-engine.ts';
 import { Miner } from '../../shared/pouw/miner.ts';
 import { denseSoftmaxTask, float32Bits, TaskDefinition, taskId as taskIdOf } from '../../shared/pouw/task.ts';
 import { splitCommitted } from '../../shared/pouw/verify-fixtures.ts';
-import { type Cluster, sleep, statusOf, waitFor } from './cluster.ts';
+import { addrOf, type Cluster, sleep, statusOf, waitFor } from './cluster.ts';
 
 export interface TinyTask {
   file: string;
@@ -95,6 +95,9 @@ export class RealMiner {
   #submittedHeight = -1n;
   /** The last candidate this miner found (tests forge copies of it). */
   lastCandidate: BlockCandidate | undefined;
+  /** While set, candidates are kept in `held` instead of being sent (so a height stays open). */
+  holdCandidates = false;
+  held: BlockCandidate | undefined;
   iterations = 0;
   submitted = 0;
   errors: Record<string, number> = {};
@@ -113,12 +116,18 @@ export class RealMiner {
     const m = new RealMiner(node, cluster, task);
     const chainId = cluster.devnet.genesis.chainId;
     const topic = topics.itres(chainId, task.taskId);
-    for (const s of cluster.members) await node.libp2p.dial(multiaddr(s.tcp)).catch(() => {});
+    // Every supervisor must receive every IT_RES from the first one on (the history audits them in
+    // order): wait until all of them subscribe here, dialing again the ones not seen yet.
     await waitFor(
-      () => node.pubsub.getSubscribers(topic).length >= cluster.members.length,
-      30_000,
+      async () => {
+        const subscribed = new Set(node.pubsub.getSubscribers(topic).map((p) => p.toString()));
+        const missing = cluster.members.filter((s) => !subscribed.has(s.peerId));
+        await Promise.all(missing.map((s) => node.libp2p.dial(addrOf(s)).catch(() => {})));
+        return missing.length === 0;
+      },
+      60_000,
       'every supervisor subscribed to the task topic',
-      100,
+      250,
     );
     m.#miner = await Miner.create({
       chainId,
@@ -149,7 +158,7 @@ export class RealMiner {
     const member = this.#cluster.members[Math.floor(Math.random() * this.#cluster.members.length)]!;
     try {
       const body = await this.node.request(
-        multiaddr(member.tcp),
+        addrOf(member),
         'template',
         TemplateRequest.encode({
           payout: new Uint8Array(20).fill(3),
@@ -190,6 +199,10 @@ export class RealMiner {
   /** One candidate per height: the first one found on the current template. */
   #submit(c: BlockCandidate): void {
     this.lastCandidate = c;
+    if (this.holdCandidates) {
+      this.held = c;
+      return;
+    }
     const height = c.block.header.height;
     if (this.#stopped || height <= this.#submittedHeight) return;
     this.#submittedHeight = height;
@@ -197,7 +210,7 @@ export class RealMiner {
     this.submitted++;
     void Promise.allSettled(
       this.#cluster.members.map((m) =>
-        this.node.request(multiaddr(m.tcp), 'candidate', body, { timeoutMs: 10_000 }),
+        this.node.request(addrOf(m), 'candidate', body, { timeoutMs: 10_000 }),
       ),
     ).then((rs) => {
       let ok = false;

@@ -4,16 +4,18 @@
  * the join protocol (supervisor-node/join.ts), and Node volunteers (web-worker-node/net-libp2p.ts
  * with TCP/WebSockets passed in, WebRTC on loopback). It proves:
  * - two volunteers, one talking only to the task's lead and one only to another member, get the
- *   same miner set signed by the lead; every member learns it; it survives a restart from disk;
+ *   same miner set signed by the lead; every member learns it; with the lead down the others serve
+ *   it; the lead restarted serves the set it wrote and signs nothing new; a tampered set on disk
+ *   stops a member from starting;
  * - a third volunteer finds the task full; a join with a forged signature is refused (typed) and
  *   counted against its sender;
  * - the two miners connect to each other over a direct WebRTC connection signalled through the
  *   relay, an IT_RES one publishes reaches the other through gossip, and a forged IT_RES is
  *   dropped with its typed code and counted against the peer that sent it;
- * - the relay killed and restarted on the same address: both volunteers reconnect (backoff) and
- *   their WebRTC link comes back.
+ * - the relay killed: the miners' WebRTC link stays up (it never ran through the relay); the relay
+ *   restarted on the same addresses: both volunteers reconnect to it (backoff).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tcp } from '@libp2p/tcp';
@@ -38,7 +40,7 @@ import {
 import { topics } from '../../shared/net/protocols.ts';
 import { ItRes, type ItResBody, signItRes } from '../../shared/pouw/itres.ts';
 import { taskId as taskIdOf } from '../../shared/pouw/task.ts';
-import { JoinService, type JoinableTask } from '../../supervisor-node/join.ts';
+import { type JoinableTask, JoinService } from '../../supervisor-node/join.ts';
 import { tinyMnistTask } from '../../web-worker-node/demo.ts';
 import { Libp2pVolunteerNetwork } from '../../web-worker-node/net-libp2p.ts';
 import { freePort, waitFor } from './cluster.ts';
@@ -56,6 +58,10 @@ after(async () => {
   await Promise.allSettled(services.map((s) => s.stop()));
   await Promise.allSettled(nodes.map((n) => n.stop()));
   relay?.kill();
+  // node-datachannel (Node's WebRTC) may keep a native handle per peer connection: release them so
+  // this process can exit.
+  const ndc = await import('node-datachannel');
+  ndc.cleanup();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -68,6 +74,7 @@ async function volunteer(
   supervisors: string[],
   relayAddr: string,
   committee: Committee,
+  taskId: Uint8Array,
 ): Promise<Libp2pVolunteerNetwork> {
   const secretKey = crypto.getRandomValues(new Uint8Array(32));
   const v = await Libp2pVolunteerNetwork.create({
@@ -76,6 +83,7 @@ async function volunteer(
     nodeKey: { secretKey, publicKey: await nobleEd25519.getPublicKey(secretKey) },
     relay: relayAddr,
     supervisors,
+    taskId,
     transports: [tcp(), webSockets()],
     rtcConfiguration: { iceServers: [], bindAddress: '127.0.0.1' } as RTCConfiguration,
     allowPrivateDials: true,
@@ -94,7 +102,7 @@ function keyOf(v: Libp2pVolunteerNetwork): Uint8Array {
   return v.libp2p.peerId.publicKey!.raw;
 }
 
-describe('task membership and the volunteer libp2p node', { timeout: 120_000 }, () => {
+describe('task membership and the volunteer libp2p node', { timeout: 90_000 }, () => {
   it('joins through the lead, meets over WebRTC, gossips IT_RES, refuses bad input, survives a relay restart', async () => {
     const ed = await defaultNodeEd25519();
     const relayPorts = [await freePort(), await freePort()];
@@ -137,7 +145,8 @@ describe('task membership and the volunteer libp2p node', { timeout: 120_000 }, 
         }),
       );
     // Members know each other's addresses (the supervisors' config does this).
-    for (const a of nodes) for (const b of nodes) if (a !== b) await a.libp2p.dial(b.multiaddrs()).catch(() => {});
+    for (const a of nodes)
+      for (const b of nodes) if (a !== b) await a.libp2p.dial(b.multiaddrs()).catch(() => {});
     const learned: string[][] = [[], [], [], []];
     const start = (i: number) =>
       JoinService.start({
@@ -154,10 +163,13 @@ describe('task membership and the volunteer libp2p node', { timeout: 120_000 }, 
       });
     for (let i = 0; i < 4; i++) services.push(await start(i));
 
-    const addrOf = (i: number) => nodes[i]!.multiaddrs().find((m) => !m.toString().includes('/ws'))!.toString();
+    const addrOf = (i: number) =>
+      nodes[i]!.multiaddrs()
+        .find((m) => !m.toString().includes('/ws'))!
+        .toString();
     const relayAddr = relay.wsAddr;
-    const a = await volunteer(1, [addrOf(lead)], relayAddr, committee);
-    const b = await volunteer(2, [addrOf(other)], relayAddr, committee);
+    const a = await volunteer(1, [addrOf(lead)], relayAddr, committee, taskId);
+    const b = await volunteer(2, [addrOf(other)], relayAddr, committee, taskId);
     const payout = new Uint8Array(20).fill(3);
 
     // A join with a forged signature is refused and counted against its sender.
@@ -188,27 +200,40 @@ describe('task membership and the volunteer libp2p node', { timeout: 120_000 }, 
     ]);
     const joinMs = performance.now() - t0;
     const expected = [keyOf(a), keyOf(b)].map((k) => bytesToHex(k)).sort();
-    assert.deepEqual(ja.miners.map((k) => bytesToHex(k)), expected, 'A got both miners, ascending');
-    assert.deepEqual(jb.miners.map((k) => bytesToHex(k)), expected, 'B got the same set');
+    assert.deepEqual(
+      ja.miners.map((k) => bytesToHex(k)),
+      expected,
+      'A got both miners, ascending',
+    );
+    assert.deepEqual(
+      jb.miners.map((k) => bytesToHex(k)),
+      expected,
+      'B got the same set',
+    );
     assert.ok(equalBytes(taskIdOf(CHAIN, ja.task), taskId));
     assert.deepEqual(ja.dataset, { url: 'data/mnist-10k.u8.gz', segments: 10, testSegments: [8, 9] });
     // Every member learns the set (the lead signed it; the others adopt its signature).
     await waitFor(() => learned.every((l) => l.length === 1), 10_000, 'every member to learn the set');
     for (const l of learned) assert.deepEqual(l, [expected.join(',')]);
-    for (const s of services) assert.deepEqual(s.miners(taskId)?.map((k) => bytesToHex(k)), expected);
+    for (const s of services)
+      assert.deepEqual(
+        s.miners(taskId)?.map((k) => bytesToHex(k)),
+        expected,
+      );
     assert.equal(services[lead]!.stats.signed, 1, 'the lead signed once');
     for (const [i, s] of services.entries()) if (i !== lead) assert.equal(s.stats.signed, 0);
 
     // A third volunteer: the slots are taken.
-    const c = await volunteer(3, [addrOf(other)], relayAddr, committee);
+    const c = await volunteer(3, [addrOf(other)], relayAddr, committee, taskId);
     const full = await assert.rejects(() => c.joinTask({ minerKey: keyOf(c), payout }), {
       code: 'NET_UNAVAILABLE',
     });
     assert.equal((full as PouwError).detail['reason'], 'TASK_FULL');
     await c.close();
 
-    // The set on disk: a restarted member serves it and never signs another.
+    // The lead goes down: the others still serve its signed set.
     await services[lead]!.stop();
+    await nodes[lead]!.stop();
     const queried = JoinResponse.decode(
       await rogue.request(multiaddr(addrOf(other)), 'join', JoinRequest.encode({ taskId, join: null }), {
         timeoutMs: 5000,
@@ -217,11 +242,54 @@ describe('task membership and the volunteer libp2p node', { timeout: 120_000 }, 
     assert.ok(queried.minerSet !== null, 'a non-lead serves the lead’s set');
     await checkMinerSet(CHAIN, nodeKeys, queried.minerSet, nobleEd25519, taskId);
     assert.ok(
-      await nobleEd25519.verify(nodeKeys[lead]!, minerSetMessage(CHAIN, queried.minerSet.body), queried.minerSet.signature),
+      await nobleEd25519.verify(
+        nodeKeys[lead]!,
+        minerSetMessage(CHAIN, queried.minerSet.body),
+        queried.minerSet.signature,
+      ),
+    );
+    // The lead restarts from its disk: it serves the set it wrote and signs nothing new.
+    const restarted = await createNode({ nodeKeySeed: seed(lead), listen: ['/ip4/127.0.0.1/tcp/0'] });
+    nodes.push(restarted);
+    learned[lead] = [];
+    const again = await JoinService.start({
+      node: restarted,
+      chainId: CHAIN,
+      committee,
+      self: lead,
+      nodeKeySeed: seed(lead),
+      ed,
+      dir: join(dir, `member-${lead}`),
+      tasks: () => [task],
+      onMinerSet: (_t, miners) => learned[lead]!.push(miners.map((k) => bytesToHex(k)).join(',')),
+    });
+    services.push(again);
+    assert.deepEqual(learned[lead], [expected.join(',')], 'the restarted lead reports the set from disk');
+    assert.equal(again.stats.signed, 0, 'and signs nothing');
+    // A set on disk that does not verify stops a member from starting (never replaced silently).
+    const file = join(dir, `member-${other}`, `miner-set-${bytesToHex(taskId)}.ssz`);
+    const tampered = readFileSync(file);
+    tampered[tampered.length - 1]! ^= 1;
+    mkdirSync(join(dir, 'tampered'));
+    writeFileSync(join(dir, 'tampered', `miner-set-${bytesToHex(taskId)}.ssz`), tampered);
+    await assert.rejects(
+      () =>
+        JoinService.start({
+          node: rogue,
+          chainId: CHAIN,
+          committee,
+          self: other,
+          nodeKeySeed: seed(other),
+          ed,
+          dir: join(dir, 'tampered'),
+          tasks: () => [task],
+        }),
+      { code: 'NET_BAD_CONFIG' },
     );
 
     // Miners meet over direct WebRTC (signalled through the relay).
-    const linked = (v: Libp2pVolunteerNetwork) => v.minerLinks().length === 1 && v.minerLinks().every((l) => l.webrtc);
+    const linked = (v: Libp2pVolunteerNetwork) =>
+      v.minerLinks().length === 1 && v.minerLinks().every((l) => l.webrtc);
     await waitFor(() => linked(a) && linked(b), 20_000, 'a direct WebRTC link between the miners');
     const webrtcMs = Object.values({ ...a.stats.webrtcDialMs, ...b.stats.webrtcDialMs })[0];
     assert.ok(
@@ -264,13 +332,16 @@ describe('task membership and the volunteer libp2p node', { timeout: 120_000 }, 
     relay.kill();
     await relay.exit;
     await waitFor(
-      () => !a.connections().some((f) => f.role === 'relay') && !b.connections().some((f) => f.role === 'relay'),
+      () =>
+        !a.connections().some((f) => f.role === 'relay') && !b.connections().some((f) => f.role === 'relay'),
       10_000,
       'the relay connections to drop',
     );
+    assert.ok(linked(a) && linked(b), 'the direct WebRTC link outlives the relay');
     relay = await spawnRelay(dir, relayConfig);
     await waitFor(
-      () => a.stats.reconnects > 0 && b.stats.reconnects > 0 && a.connections().some((f) => f.role === 'relay'),
+      () =>
+        a.stats.reconnects > 0 && b.stats.reconnects > 0 && a.connections().some((f) => f.role === 'relay'),
       20_000,
       'both volunteers to reconnect to the relay',
     );
