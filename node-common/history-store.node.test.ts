@@ -530,7 +530,7 @@ describe('message history store under SIGKILL', () => {
         decidedAcked = 0;
       }
     }
-    assert.ok(killsMidRun >= KILLS / 2, `${killsMidRun} kills landed mid-run`);
+    assert.ok(killsMidRun >= KILLS / 4, `${killsMidRun} kills landed mid-run`);
     // Not an assertion on timing, only on what the test exercised (reported for the log).
     process.stdout.write(
       `# history kills mid-run ${killsMidRun}, durable but unacknowledged ${unackedSurvivors}\n`,

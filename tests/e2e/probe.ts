@@ -21,7 +21,7 @@ import {
   StatusRequest,
   StatusResponse,
 } from '../../shared/net/messages.ts';
-import type { ItRes } from '../../shared/pouw/itres.ts';
+import { type ItRes, ItRes as ItResCodec, itResId as itResIdOf } from '../../shared/pouw/itres.ts';
 
 const TIMEOUT_MS = 5000;
 
@@ -151,4 +151,99 @@ export async function readStoredChain(
 export function percentile(sorted: readonly number[], p: number): number | undefined {
   if (sorted.length === 0) return undefined;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+/**
+ * When each supervisor first lists each IT_RES in its recorded history, by polling the history
+ * protocol (`intervalMs` apart per supervisor), against the miner's own clock in the message
+ * (`body.time`; every process here shares one machine clock). The arrival time is an upper bound
+ * by up to one poll interval plus a request's round trip.
+ */
+export class ItresArrivals {
+  readonly #probe: NetworkProbe;
+  readonly #next: number[];
+  /** Per supervisor: id → first time listed. */
+  readonly seen: Map<string, number>[];
+  /** id → miner (hex), iteration, sent time. */
+  readonly bodies = new Map<string, { miner: string; iteration: number; sentAt: number; bytes: number }>();
+  #stopped = false;
+  #loops: Promise<void>[] = [];
+  errors = 0;
+
+  constructor(probe: NetworkProbe) {
+    this.#probe = probe;
+    this.#next = probe.supervisors.map(() => 0);
+    this.seen = probe.supervisors.map(() => new Map());
+  }
+
+  /** Starts polling; ids already recorded now are skipped (only new messages are timed). */
+  async start(intervalMs: number): Promise<void> {
+    await Promise.all(
+      this.#probe.supervisors.map(async (_, m) => {
+        this.#next[m] = (await this.#probe.historyIds(m, 0).catch(() => ({ total: 0 }))).total;
+      }),
+    );
+    this.#loops = this.#probe.supervisors.map((_, m) => this.#loop(m, intervalMs));
+  }
+
+  async #loop(member: number, intervalMs: number): Promise<void> {
+    while (!this.#stopped) {
+      const began = Date.now();
+      try {
+        const { ids } = await this.#probe.historyIds(member, this.#next[member]!);
+        const now = Date.now();
+        const unknown: Uint8Array[] = [];
+        for (const id of ids) {
+          const hex = bytesToHex(id);
+          if (!this.seen[member]!.has(hex)) this.seen[member]!.set(hex, now);
+          if (!this.bodies.has(hex)) unknown.push(id);
+        }
+        this.#next[member]! += ids.length;
+        for (const m of await this.#probe.historyMessages(member, unknown)) {
+          const hex = bytesToHex(itResIdOf(this.#probe.chainId, m.body));
+          this.bodies.set(hex, {
+            miner: bytesToHex(m.body.miner),
+            iteration: m.body.iteration,
+            sentAt: Number(m.body.time),
+            bytes: ItResCodec.encode(m).byteLength,
+          });
+        }
+      } catch {
+        this.errors++;
+      }
+      await new Promise((r) => setTimeout(r, Math.max(0, intervalMs - (Date.now() - began))));
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await Promise.all(this.#loops);
+  }
+
+  /**
+   * Latencies (ms) from the miner's send time to the k-th supervisor listing it (k = 4 of 4: all of
+   * them; 3: a threshold), over the ids at least k supervisors listed.
+   */
+  toKth(k: number, filter: (miner: string) => boolean = () => true): number[] {
+    const out: number[] = [];
+    for (const [id, b] of this.bodies) {
+      if (!filter(b.miner)) continue;
+      const times = this.seen
+        .map((s) => s.get(id))
+        .filter((t): t is number => t !== undefined)
+        .sort((x, y) => x - y);
+      if (times.length >= k) out.push(times[k - 1]! - b.sentAt);
+    }
+    return out.sort((a, b) => a - b);
+  }
+
+  /** Latencies (ms) from send to one supervisor's listing. */
+  toMember(member: number): number[] {
+    const out: number[] = [];
+    for (const [id, t] of this.seen[member]!) {
+      const b = this.bodies.get(id);
+      if (b !== undefined) out.push(t - b.sentAt);
+    }
+    return out.sort((a, b) => a - b);
+  }
 }

@@ -110,6 +110,15 @@ function spawnCli(args: string[]): {
 
 const p2pAddr = (m: ClusterMember) => `${m.tcp}/p2p/${m.peerId}`;
 
+/** Candidates the supervisors refused, by typed code (all members together). */
+function refusedByCode(procs: readonly SupervisorProcess[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const p of procs)
+    for (const l of p.logs)
+      if (l.event === 'candidate-refused') out[l['code'] as string] = (out[l['code'] as string] ?? 0) + 1;
+  return out;
+}
+
 describe('edge volunteers on the real network', { timeout: 180_000 }, () => {
   it('join, meet over WebRTC, exchange IT_RES, and one gets a block finalized and its verified balance', async () => {
     const chainId = 'pouw-net-test';
@@ -254,9 +263,7 @@ describe('edge volunteers on the real network', { timeout: 180_000 }, () => {
         webrtcDialMs: webrtcMs === undefined ? null : Math.round(webrtcMs),
         balanceRoseFor: rose.who,
         finalizedHeight: String(rose.height),
-        candidatesRefused: procs
-          .flatMap((p) => p.logs.filter((l) => l.event === 'candidate-refused').map((l) => l['code'] as string))
-          .reduce<Record<string, number>>((acc, c) => ({ ...acc, [c]: (acc[c] ?? 0) + 1 }), {}),
+        candidatesRefused: refusedByCode(procs),
       }),
     );
     await Promise.all(procs.map((p) => stopSupervisor(p)));
