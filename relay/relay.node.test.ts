@@ -223,13 +223,17 @@ describe('relay process', { timeout: 120_000 }, () => {
     let floodFailed = 0;
     const floodStart = Date.now();
     const openToRelay = () => flooder.getConnections(relayPeer).some((c) => c.status === 'open');
-    // Back-to-back pings, each a new stream: far above 20/s. Bounded in count and time.
-    for (let i = 0; i < 2000 && Date.now() - floodStart < 15_000 && openToRelay(); i++) {
-      try {
-        await flooder.services.ping.ping(relayPeer, { signal: AbortSignal.timeout(2_000) });
-        floodOk++;
-      } catch {
-        floodFailed++;
+    // Waves of 25 concurrent pings, each a new stream: far above 20/s however slow the machine is
+    // (a loaded CI box cannot flood with one ping in flight). Bounded in count and time.
+    for (let wave = 0; wave < 80 && Date.now() - floodStart < 20_000 && openToRelay(); wave++) {
+      const results = await Promise.allSettled(
+        Array.from({ length: 25 }, () =>
+          flooder.services.ping.ping(relayPeer, { signal: AbortSignal.timeout(2_000) }),
+        ),
+      );
+      for (const r of results) {
+        if (r.status === 'fulfilled') floodOk++;
+        else floodFailed++;
       }
     }
     const floodSeconds = (Date.now() - floodStart) / 1000;
@@ -258,7 +262,8 @@ describe('relay process', { timeout: 120_000 }, () => {
     const h = await relay.health();
     const report = h.topOffenders.find((o) => o.peer === flooder.peerId.toString());
     assert.ok((report?.drops.stream_rate ?? 0) >= 30, 'stream drops counted against the flooder');
-    assert.equal(report?.disconnects, 1);
+    // In-flight pings of a wave may redial after the hang-up; each refused redial is one more disconnect.
+    assert.ok((report?.disconnects ?? 0) >= 1, 'the flooder was disconnected');
     assert.ok(
       !h.topOffenders.some((o) => o.peer === polite.peerId.toString()),
       'nothing counted against the polite peer',
@@ -267,7 +272,7 @@ describe('relay process', { timeout: 120_000 }, () => {
     const m = await relay.metrics();
     assert.ok(metric(m, 'pouw_relay_drops_total', { reason: 'stream_rate' }) >= 30);
     assert.ok(metric(m, 'pouw_relay_drops_total', { reason: 'banned' }) >= 1);
-    assert.equal(metric(m, 'pouw_relay_disconnects_total'), 1);
+    assert.ok(metric(m, 'pouw_relay_disconnects_total') >= 1);
     assert.equal(metric(m, 'pouw_relay_banned_peers'), 1);
     assert.ok(
       relay.logs.some(

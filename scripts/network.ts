@@ -87,7 +87,7 @@ export interface NetworkOptions {
   edgeMiners?: number;
   /** Miner slots of the task when it is first written (default edgeMiners + 1: room for one page). */
   minerSlots?: number;
-  /** Training epochs of the task when it is first written (default 50). */
+  /** Training epochs of the task when it is first written (default 500). */
   epochs?: number;
   /** How supervisors check candidates (default 'real': replay of the lucky iteration). */
   verifier?: 'real' | 'fast';
@@ -510,7 +510,7 @@ export async function startNetwork(opts: NetworkOptions): Promise<RunningNetwork
       join(dataDir, 'task'),
       chainId,
       opts.minerSlots ?? edgeMiners + 1,
-      opts.epochs ?? 50,
+      opts.epochs ?? 500,
     );
     const lead = leadIndex(task.taskId, SUPERVISORS);
     log(

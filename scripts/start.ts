@@ -119,6 +119,11 @@ const shutdown = (signal: string) => {
 };
 process.on('SIGINT', () => shutdown('SIGINT'));
 process.on('SIGTERM', () => shutdown('SIGTERM'));
+// Children run in their own process groups: if this process ends any other way (a crash), take
+// down those still running rather than leave them behind.
+process.on('exit', () => {
+  for (const p of network?.processes.values() ?? []) if (p.running()) p.child.kill('SIGKILL');
+});
 
 say(`PoUW local network (data: ${opts.dataDir})`);
 try {

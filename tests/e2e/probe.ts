@@ -44,12 +44,17 @@ export class NetworkProbe {
     return new NetworkProbe(node, supervisors, chainId);
   }
 
+  /** Per-request bound (ms); raise it for big answers from a busy supervisor. */
+  timeoutMs = TIMEOUT_MS;
+
   async #request(
     member: number,
     name: 'status' | 'block' | 'history',
     body: Uint8Array,
   ): Promise<Uint8Array> {
-    return this.node.request(multiaddr(this.supervisors[member]!.tcp), name, body, { timeoutMs: TIMEOUT_MS });
+    return this.node.request(multiaddr(this.supervisors[member]!.tcp), name, body, {
+      timeoutMs: this.timeoutMs,
+    });
   }
 
   async status(member: number): Promise<StatusResponse> {

@@ -11,9 +11,10 @@
  * assert. It measures and reports; it never decides pass or fail itself. A phase that fails prints
  * `{"e2e": "<fact>", "error": …}` and the run goes on where that makes sense.
  *
+ *   webrtc        Chromium's own stats for the tab-to-tab RTCPeerConnection (tests/e2e/tabs.ts),
+ *                 watched from the press: the first direct connection seen carrying traffic
  *   training      both tabs joined and train (iterations rise)
- *   webrtc        Chromium's own stats for the tab-to-tab RTCPeerConnection (tests/e2e/tabs.ts)
- *   accuracy      per miner, batch accuracy of its first and latest IT_RES as the supervisors recorded them
+ *   accuracy      batch accuracy of the first and latest IT_RES the supervisors recorded (and per miner)
  *   tab-block     a finalized block whose coinbase pays a tab's address, and that tab's verified balance
  *   tab-closed    one tab closed: the other and the edge volunteer keep training, blocks keep being
  *                 finalized, and every supervisor still serves the same blocks at the earlier heights
@@ -33,7 +34,16 @@ import { bitsToFloat32 } from '../../shared/pouw/task.ts';
 import { chromiumArgs, chromiumPath } from '../harness/chromium.ts';
 import { NETNS_ADDRESS } from '../harness/netns.ts';
 import { NetworkProbe, readStoredChain } from './probe.ts';
-import { isDirect, linkBetween, openTab, pressContribute, rtcFacts, type Tab, tabStats } from './tabs.ts';
+import {
+  type DirectLink,
+  isDirect,
+  linkBetween,
+  openTab,
+  pressContribute,
+  rtcFacts,
+  type Tab,
+  tabStats,
+} from './tabs.ts';
 
 function emit(fact: string, fields: Record<string, unknown> = {}): void {
   process.stdout.write(
@@ -54,7 +64,6 @@ if (dataDir === undefined) {
 const host = process.env['POUW_NETNS_ADDRESS'] ?? NETNS_ADDRESS;
 const started = Date.now();
 const deadline = started + Number(opt('budget-ms') ?? 320_000);
-const left = () => deadline - Date.now();
 
 async function waitUntil<T>(
   probe: () => Promise<T | undefined | false>,
@@ -68,6 +77,25 @@ async function waitUntil<T>(
     if (v !== undefined && v !== false) return v;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** The relay's own account (limits hit, offenders, reservations, circuits), for the report. */
+async function relayHealth(url: string): Promise<unknown> {
+  try {
+    const h = (await (await fetch(`${url}/health`, { signal: AbortSignal.timeout(5000) })).json()) as Record<
+      string,
+      unknown
+    >;
+    return {
+      drops: h['drops'],
+      topOffenders: h['topOffenders'],
+      reservations: h['reservations'],
+      circuits: h['circuits'],
+      peers: h['peers'],
+    };
+  } catch (e) {
+    return { error: String(e) };
   }
 }
 
@@ -125,6 +153,78 @@ try {
   const pressed = await Promise.all(tabs.map((t) => pressContribute(t)));
   const [tabA, tabB] = tabs as [Tab, Tab];
 
+  // -- WebRTC between the tabs ----------------------------------------------------------------
+  // Watched from the press on (a connection may be replaced later: each one is kept by its
+  // certificates, with its byte counts over time).
+  const seen = new Map<string, { first: DirectLink; samples: { t: number; bytes: number }[] }>();
+  let samples = 0;
+  let sampleErrors = 0;
+  let linkedNotDirect: DirectLink | undefined;
+  try {
+    const sample = async () => {
+      samples++;
+      const facts = await Promise.all([rtcFacts(tabA), rtcFacts(tabB)]).catch(() => {
+        sampleErrors++;
+        return undefined;
+      });
+      if (facts === undefined) return;
+      const l = linkBetween(facts[0], facts[1]);
+      if (l !== undefined && !isDirect(l)) linkedNotDirect = l;
+      if (l === undefined || !isDirect(l)) return;
+      const key = `${l.a.localFingerprint}|${l.a.remoteFingerprint}`;
+      const entry = seen.get(key) ?? { first: l, samples: [] };
+      seen.set(key, entry);
+      entry.samples.push({ t: Date.now(), bytes: l.a.pair!.bytesSent + l.a.pair!.bytesReceived });
+    };
+    const firstSeen = await waitUntil(
+      async () => {
+        await sample();
+        return seen.size > 0 ? [...seen.values()][0]! : undefined;
+      },
+      Math.max(5000, Math.max(...pressed) + 60_000 - Date.now()),
+      'a direct WebRTC connection between the tabs',
+      750,
+    );
+    const link = firstSeen.first;
+    // Then: does a direct connection carry the miners' traffic (bytes growing between samples)?
+    const carrying = () =>
+      [...seen.values()].find((e) => e.samples.length >= 2 && e.samples.at(-1)!.bytes > e.samples[0]!.bytes);
+    const carried = await waitUntil(
+      async () => {
+        await sample();
+        return carrying();
+      },
+      20_000,
+      'a direct connection between the tabs to carry traffic',
+      1000,
+    ).catch(() => undefined);
+    emit('webrtc', {
+      direct: true,
+      a: link.a,
+      b: link.b,
+      connectMs: link.a.connectedAt !== undefined ? link.a.connectedAt - link.a.createdAt : undefined,
+      connectedAfterPressMs:
+        link.a.connectedAt !== undefined ? link.a.connectedAt - Math.max(...pressed) : undefined,
+      carriesTraffic: carried !== undefined,
+      directConnections: [...seen.values()].map((x) => ({
+        createdAt: x.first.a.createdAt,
+        bytes: x.samples.map((y) => y.bytes),
+      })),
+      relay: await relayHealth(net.relay.http),
+    });
+  } catch (e) {
+    emit('webrtc', {
+      error: String(e),
+      samples,
+      sampleErrors,
+      directSeen: [...seen.values()].map((x) => ({ samples: x.samples, a: x.first.a, b: x.first.b })),
+      linkedNotDirect,
+      relay: await relayHealth(net.relay.http),
+      a: await rtcFacts(tabA),
+      b: await rtcFacts(tabB),
+    });
+  }
+
   // -- training ---------------------------------------------------------------------------
   try {
     const stats = await waitUntil(
@@ -144,40 +244,27 @@ try {
     emit('training', { error: String(e), tabs: s, pageErrors: tabs.map((t) => t.errors) });
   }
 
-  // -- WebRTC between the tabs ----------------------------------------------------------------
-  try {
-    const link = await waitUntil(
-      async () => {
-        const l = linkBetween(await rtcFacts(tabA), await rtcFacts(tabB));
-        return l !== undefined && isDirect(l) ? l : undefined;
-      },
-      45_000,
-      'a direct WebRTC connection between the tabs',
-    );
-    // The link carries traffic: bytes on the selected pair grow.
-    await new Promise((r) => setTimeout(r, 3000));
-    const again = linkBetween(await rtcFacts(tabA), await rtcFacts(tabB));
-    emit('webrtc', {
-      direct: again !== undefined && isDirect(again),
-      a: again?.a ?? link.a,
-      b: again?.b ?? link.b,
-      bytesGrew:
-        again?.a.pair !== undefined &&
-        link.a.pair !== undefined &&
-        again.a.pair.bytesSent + again.a.pair.bytesReceived >
-          link.a.pair.bytesSent + link.a.pair.bytesReceived,
-      connectMs: link.a.connectedAt !== undefined ? link.a.connectedAt - link.a.createdAt : undefined,
-    });
-  } catch (e) {
-    emit('webrtc', { error: String(e), a: await rtcFacts(tabA), b: await rtcFacts(tabB) });
-  }
-
   // -- accuracy, from the supervisors' recorded IT_RES ----------------------------------------------
   try {
-    const first = await p.historyIds(0, 0);
-    const early = await p.historyMessages(0, first.ids.slice(0, 192));
-    const lastPage = await p.historyIds(0, Math.max(0, first.total - 192));
-    const late = await p.historyMessages(0, lastPage.ids.slice(-192));
+    // The first supervisor that answers in time (a busy one may not, within the probe's bound).
+    const read = async (member: number) => {
+      const first = await p.historyIds(member, 0);
+      const early = await p.historyMessages(member, first.ids.slice(0, 192));
+      const lastPage = await p.historyIds(member, Math.max(0, first.total - 192));
+      const late = await p.historyMessages(member, lastPage.ids.slice(-192));
+      return { member, first, early, late };
+    };
+    p.timeoutMs = 15_000;
+    let got: Awaited<ReturnType<typeof read>> | undefined;
+    const failures: string[] = [];
+    for (let m = 0; m < net.supervisors.length && got === undefined; m++)
+      got = await read(m).catch((e: unknown) => {
+        failures.push(`supervisor ${m + 1}: ${String(e)}`);
+        return undefined;
+      });
+    p.timeoutMs = 5000;
+    if (got === undefined) throw new Error(failures.join('; '));
+    const { first, early, late } = got;
     // Per miner: (iteration, batch accuracy) of its lowest and highest recorded iterations.
     const perMiner = new Map<string, { early: [number, number][]; late: [number, number][] }>();
     for (const [kind, messages] of [
@@ -203,8 +290,22 @@ try {
         lateAccuracy: mean(l),
       };
     });
+    // The task as a whole: the first IT_RES recorded (the earliest iterations, from the initial
+    // model) against the latest. Per miner it says less: a miner that starts late has applied
+    // its peers' updates before its own iteration 0.
+    const task = {
+      firstRecorded: mean(early.slice(0, 5).map((m) => [m.body.iteration, bitsToFloat32(m.body.accuracy)])),
+      lastRecorded: mean(late.slice(-5).map((m) => [m.body.iteration, bitsToFloat32(m.body.accuracy)])),
+    };
     const heldOut = (await Promise.all(tabs.map(tabStats))).map((s) => s.heldOutAccuracy);
-    emit('accuracy', { recorded: first.total, miners, heldOut });
+    emit('accuracy', {
+      from: `supervisor-${got.member + 1}`,
+      recorded: first.total,
+      task,
+      miners,
+      heldOut,
+      failures,
+    });
   } catch (e) {
     emit('accuracy', { error: String(e) });
   }
@@ -261,23 +362,35 @@ try {
     const edgeBefore = edgeIterations();
     await tabB.context.close();
     const closedAt = Date.now();
-    const after = await waitUntil(
+    // Each consequence on its own bound, so a failure says which one.
+    const continued = await waitUntil(
       async () => {
         const a = (await tabStats(tabA)).iterations;
-        const tip = maxOf(await p.tips());
-        return a >= aBefore + 50 && edgeIterations() > edgeBefore && tip > tipBefore ? { a, tip } : undefined;
+        return a >= aBefore + 50 && edgeIterations() > edgeBefore ? a : undefined;
       },
-      90_000,
-      'the other tab and the edge volunteer to keep training and a new block to be finalized',
+      60_000,
+      'the other tab and the edge volunteer to keep training',
       1000,
-    );
+    ).catch(() => undefined);
+    const msToContinue = Date.now() - closedAt;
+    const newTip = await waitUntil(
+      async () => {
+        const tip = maxOf(await p.tips());
+        return tip > tipBefore ? tip : undefined;
+      },
+      60_000,
+      'a block finalized after the tab closed',
+      1000,
+    ).catch(() => undefined);
     const served = await Promise.all(net.supervisors.map((_, i) => p.hashes(i, prefixHeight)));
     emit('tab-closed', {
       closedTab: tabB.name,
-      msToContinue: Date.now() - closedAt,
-      tabIterations: { before: aBefore, after: after.a },
+      othersContinued: continued !== undefined,
+      msToContinue,
+      tabIterations: { before: aBefore, after: (await tabStats(tabA)).iterations },
       edgeIterations: { before: edgeBefore, after: edgeIterations() },
-      tip: { before: tipBefore, after: after.tip },
+      newBlockFinalized: newTip !== undefined,
+      tip: { before: tipBefore, after: maxOf(await p.tips()) },
       prefixHeight,
       prefixKept: served.map((h) => JSON.stringify(h) === JSON.stringify(hashesBefore)),
     });
@@ -322,8 +435,7 @@ try {
         const t1 = await p.tips();
         await new Promise((r) => setTimeout(r, 3000));
         const t2 = await p.tips();
-        const same =
-          t2.every((x) => x !== undefined && x === t2[0]) && JSON.stringify(t1) === JSON.stringify(t2);
+        const same = t2.every((x, i) => x !== undefined && x === t2[0] && x === t1[i]);
         return same ? t2 : undefined;
       },
       45_000,

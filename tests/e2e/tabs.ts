@@ -9,8 +9,8 @@
  * reached `connected`; `rtcFacts` asks each one for `getStats()`: the selected ICE candidate pair
  * (its candidate types and addresses, bytes carried) and the DTLS certificate fingerprints of both
  * ends. Two tabs are linked DIRECTLY when one tab's local fingerprint is the other's remote one on a
- * connected pair of `host` candidates: the media path is between those two browsers, with no TURN
- * server and no libp2p circuit relay in between.
+ * connected, succeeded candidate pair without a TURN (`relay`) candidate: the path is between those
+ * two browsers, with no TURN server and no libp2p circuit relay in between.
  */
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 
@@ -217,14 +217,17 @@ export function linkBetween(a: readonly RtcFact[], b: readonly RtcFact[]): Direc
   return undefined;
 }
 
-/** Whether a link is direct: both ends connected over a succeeded pair of host candidates. */
+/**
+ * Whether a link is direct: both ends connected over a succeeded candidate pair with no TURN relay
+ * on either side (`host`, or `prflx`: the same kind of address learnt from the peer's checks).
+ */
 export function isDirect(link: DirectLink): boolean {
   return [link.a, link.b].every(
     (f) =>
       f.state === 'connected' &&
       f.pair !== undefined &&
       f.pair.state === 'succeeded' &&
-      f.pair.local.type === 'host' &&
-      f.pair.remote.type === 'host',
+      f.pair.local.type !== 'relay' &&
+      f.pair.remote.type !== 'relay',
   );
 }
