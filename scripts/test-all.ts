@@ -76,7 +76,9 @@ const RUN_ALONE = ['tests/net/driver.node.test.ts'];
 
 async function runNodeFiles(files: string[], concurrency: number): Promise<Counts> {
   const tap = join(tmp, `node-results-${process.pid}.tap`);
+  const spec = join(tmp, `node-results-${process.pid}.spec`);
   rmSync(tap, { force: true });
+  rmSync(spec, { force: true });
   const code = await run(process.execPath, [
     '--import',
     'tsx',
@@ -90,8 +92,22 @@ async function runNodeFiles(files: string[], concurrency: number): Promise<Count
     '--test-reporter-destination=stdout',
     '--test-reporter=tap',
     `--test-reporter-destination=${tap}`,
+    '--test-reporter=spec',
+    `--test-reporter-destination=${spec}`,
     ...files,
   ]);
+  // The spec reporter's closing "failing tests" section names each failure with its error; it is
+  // repeated at the very end of the run, where CI's tail of the log still shows it.
+  const specText = existsSync(spec) ? readFileSync(spec, 'utf8') : '';
+  rmSync(spec, { force: true });
+  const at = specText.indexOf('failing tests:');
+  if (at >= 0)
+    failureReports.push(
+      specText
+        .slice(at)
+        .replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g'), '')
+        .slice(0, 8000),
+    );
   const text = existsSync(tap) ? readFileSync(tap, 'utf8') : '';
   rmSync(tap, { force: true });
   const pick = (k: string) => Number(new RegExp(`^# ${k} (\\d+)$`, 'm').exec(text)?.[1] ?? 'NaN');
@@ -128,9 +144,15 @@ async function runBrowser(): Promise<Counts> {
   if (!existsSync(results)) return { passed: 0, failed: 1 };
   const r = JSON.parse(readFileSync(results, 'utf8')) as Counts & { failures: string[] };
   rmSync(results, { force: true });
-  for (const f of r.failures) console.error(`  browser failure: ${f}`);
+  for (const f of r.failures) {
+    console.error(`  browser failure: ${f}`);
+    failureReports.push(`browser: ${f}`);
+  }
   return { passed: r.passed, failed: r.failed === 0 && code !== 0 ? 1 : r.failed };
 }
+
+/** Failure details gathered from each side, printed once more just before the summary line. */
+const failureReports: string[] = [];
 
 const total: Counts = { passed: 0, failed: 0 };
 for (const side of ['node', 'browser'] as const) {
@@ -141,5 +163,6 @@ for (const side of ['node', 'browser'] as const) {
   total.passed += c.passed;
   total.failed += c.failed;
 }
+if (failureReports.length > 0) console.log(`\n=== failures ===\n${failureReports.join('\n')}`);
 console.log(`${total.passed} passed, ${total.failed} failed`);
 process.exitCode = total.failed === 0 && total.passed > 0 ? 0 : 1;

@@ -45,7 +45,13 @@ async function historyOf(m: ClusterMember): Promise<{ total: bigint; root: strin
   const body = await client!.request(
     addrOf(m),
     'history',
-    HistoryRequest.encode({ ids: [], fromIndex: 0n, count: MAX_HISTORY_ID_PAGE }),
+    HistoryRequest.encode({
+      ids: [],
+      fromIndex: 0n,
+      count: MAX_HISTORY_ID_PAGE,
+      miner: new Uint8Array(0),
+      fromIteration: 0,
+    }),
     { timeoutMs: 10_000 },
   );
   const h = HistoryResponse.decode(body);

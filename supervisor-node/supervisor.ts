@@ -71,13 +71,15 @@ import {
   TemplateRequest,
   TemplateResponse,
 } from '../shared/net/messages.ts';
-import { topics } from '../shared/net/protocols.ts';
+import { MAX_RESPONSE_BYTES, topics } from '../shared/net/protocols.ts';
 import { batchIndices } from '../shared/pouw/dataset.ts';
+import { encodedSize } from '../shared/pouw/history.ts';
 import { ItRes, itResId } from '../shared/pouw/itres.ts';
 import { batchesPerEpoch } from '../shared/pouw/task.ts';
 import { ChainApp } from './chain.ts';
 import type { SupervisorConfig } from './config.ts';
 import { ConsensusDriver, type DriverLog } from './driver.ts';
+import { GapFiller, type GapQuery } from './gap-filler.ts';
 import { type JoinableTask, JoinService } from './join.ts';
 import {
   type HistorySource,
@@ -223,23 +225,38 @@ export async function startSupervisor(opts: SupervisorOptions): Promise<Supervis
       (config.verifier === 'fast'
         ? fastVerifier
         : realVerifier((id) => (task && equalBytes(id, task.taskId) ? task.verifyContext() : undefined)));
+    // One history request to one member (peer messages by id, or a member's iterations by number).
+    const askHistory = async (peer: string, query: GapQuery): Promise<ItRes[]> => {
+      const body = await theNode.request(
+        peerIdFromString(peer),
+        'history',
+        HistoryRequest.encode(
+          query.kind === 'ids'
+            ? { ids: query.ids, fromIndex: 0n, count: 0, miner: new Uint8Array(0), fromIteration: 0 }
+            : {
+                ids: [],
+                fromIndex: 0n,
+                count: query.count,
+                miner: query.miner,
+                fromIteration: query.fromIteration,
+              },
+        ),
+        { timeoutMs: 5000 },
+      );
+      return HistoryResponse.decode(body).messages;
+    };
+    const otherMembers = () => memberPeers.filter((p) => p !== theNode.peerId.toString());
     const sourceOf = (t: SupervisedTask): HistorySource =>
       taskHistorySource(
         t,
         async (idsHex) => {
           const out: ItRes[] = [];
           const want = new Set(idsHex);
-          for (const peer of memberPeers) {
-            if (peer === theNode.peerId.toString() || want.size === 0) continue;
+          for (const peer of otherMembers()) {
+            if (want.size === 0) break;
             const ids = [...want].slice(0, MAX_HISTORY_IDS).map((h) => hexToBytes(h));
             try {
-              const body = await theNode.request(
-                peerIdFromString(peer),
-                'history',
-                HistoryRequest.encode({ ids, fromIndex: 0n, count: 0 }),
-                { timeoutMs: 5000 },
-              );
-              for (const m of HistoryResponse.decode(body).messages) {
+              for (const m of await askHistory(peer, { kind: 'ids', ids })) {
                 const id = bytesToHex(itResId(chainId, m.body));
                 if (want.delete(id)) out.push(m);
               }
@@ -251,6 +268,13 @@ export async function startSupervisor(opts: SupervisorOptions): Promise<Supervis
         },
         log,
       );
+    const gapFiller = new GapFiller({
+      chainId,
+      history: () => task?.history,
+      peers: otherMembers,
+      ask: askHistory,
+      log,
+    });
     let taskHistory = task === undefined ? undefined : sourceOf(task);
     const history = joinedTaskHistory(chainId, () => taskHistory);
 
@@ -373,6 +397,7 @@ export async function startSupervisor(opts: SupervisorOptions): Promise<Supervis
           if (t === undefined)
             throw new NetError('NET_UNAVAILABLE', 'the task’s miners are not known here yet', 'IGNORE');
           const r = await t.history.offer(msg);
+          if (r.code === 'PARKED') gapFiller.poke();
           if (r.verdict === 'REJECT') throw r.error ?? new NetError('NET_BAD_REQUEST', r.code);
           if (r.verdict === 'IGNORE' && r.code !== 'PARKED')
             throw r.error ?? new NetError('NET_NOT_FOUND', r.code, 'IGNORE');
@@ -418,6 +443,7 @@ export async function startSupervisor(opts: SupervisorOptions): Promise<Supervis
       async stop() {
         if (stopped) return;
         stopped = true;
+        await gapFiller.stop();
         await joins?.stop();
         await theNode.stop();
         await driver.stop();
@@ -586,7 +612,25 @@ async function serveProtocols(node: PouwNode, c: ServeContext): Promise<void> {
     const task = c.task();
     if (!task) throw notFound('no task supervised here');
     const h = task.history;
-    const messages = req.ids.map((id) => h.get(bytesToHex(id))).filter((m): m is ItRes => m !== undefined);
+    if (req.miner.length > 0) {
+      // A member's iterations by number (gap filling): only what this history recorded.
+      const minerHex = bytesToHex(req.miner);
+      const found: ItRes[] = [];
+      for (let i = 0; i < Math.min(req.count, MAX_HISTORY_IDS); i++) {
+        const m = h.byMiner(minerHex, req.fromIteration + i);
+        if (m === undefined) break;
+        found.push(m);
+      }
+      return HistoryResponse.encode({
+        messages: fitResponse(found),
+        ids: [],
+        total: BigInt(h.count),
+        root: h.historyRoot(),
+      });
+    }
+    const messages = fitResponse(
+      req.ids.map((id) => h.get(bytesToHex(id))).filter((m): m is ItRes => m !== undefined),
+    );
     const count = Math.min(req.count, MAX_HISTORY_ID_PAGE);
     const from = req.fromIndex > BigInt(h.count) ? h.count : Number(req.fromIndex);
     const ids =
@@ -620,4 +664,20 @@ async function serveProtocols(node: PouwNode, c: ServeContext): Promise<void> {
       examples,
     });
   });
+}
+
+/**
+ * The longest prefix of `messages` that fits a response frame (an IT_RES may carry a map of up to
+ * a million entries); the asker fetches the rest with another request.
+ */
+function fitResponse(messages: readonly ItRes[]): ItRes[] {
+  const budget = MAX_RESPONSE_BYTES - 64 * 1024;
+  let used = 0;
+  const out: ItRes[] = [];
+  for (const m of messages) {
+    used += encodedSize(m);
+    if (used > budget) break;
+    out.push(m);
+  }
+  return out;
 }

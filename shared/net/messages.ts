@@ -295,6 +295,13 @@ export const HistoryRequest = defineCodec(
     /** Id-list page: recorded ids [fromIndex, fromIndex + count), count ≤ MAX_HISTORY_ID_PAGE. */
     fromIndex: uint64,
     count: uint32,
+    /**
+     * When set (a member's 32-byte key): that member's recorded IT_RES for iterations
+     * [fromIteration, fromIteration + count), count ≤ MAX_HISTORY_IDS, in `messages`. This is how a
+     * supervisor fills a gap below parked messages, whose ids it cannot know.
+     */
+    miner: new ByteListType(32),
+    fromIteration: uint32,
   }),
 );
 export type HistoryRequest = CodecValue<typeof HistoryRequest>;

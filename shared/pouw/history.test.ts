@@ -309,6 +309,22 @@ describe('message history (supervisors)', () => {
       assert.deepEqual(h.wanted(), []);
     });
 
+    it('names the iterations missing below parked messages, and forgets them once they arrive', async () => {
+      const h = history();
+      const later = [step(0, 2).msg, step(0, 3).msg];
+      for (const m of later) assert.equal((await h.offer(m)).code, 'PARKED');
+      assert.deepEqual(h.gaps(), [{ miner: minerHex(0), fromIteration: 0, count: 2 }]);
+      // What the gap names is what a peer's history answers by (miner, iteration).
+      const full = await historyBefore(0, 4);
+      assert.deepEqual(
+        [0, 1].map((t) => full.byMiner(minerHex(0), t)),
+        [step(0, 0).msg, step(0, 1).msg],
+      );
+      await feed(h, produced.slice(0, produced.indexOf(step(0, 4).msg)));
+      assert.deepEqual(h.gaps(), []);
+      assert.equal(h.nextIteration(minerHex(0)), 4);
+    });
+
     it('is the MessageHistory the verifier reads: every body kept while the task runs', async () => {
       const h = history();
       await feed(h, produced);

@@ -580,6 +580,22 @@ export class TaskHistory implements MessageHistory {
   }
 
   /**
+   * Iterations missing below parked messages, per member: messages [fromIteration,
+   * fromIteration + count) never arrived here while later ones did. Their ids are unknown, so they
+   * are fetched by (miner, iteration) from a peer that recorded them.
+   */
+  gaps(): { miner: string; fromIteration: number; count: number }[] {
+    const out: { miner: string; fromIteration: number; count: number }[] = [];
+    for (const [miner, st] of this.minerStates) {
+      if (st.parked.size === 0) continue;
+      const next = st.track?.nextIteration ?? 0;
+      const lowest = Math.min(...st.parked.keys());
+      if (lowest > next) out.push({ miner, fromIteration: next, count: lowest - next });
+    }
+    return out;
+  }
+
+  /**
    * Checks a proposal's id list before prevoting: it must extend the decided prefix (`from`), name
    * each id once and none already decided or refused here, and be in an order some audit could
    * record it in (every message after its own predecessor and the peers it lists, or those

@@ -104,7 +104,13 @@ export class NetworkProbe {
       await this.#request(
         member,
         'history',
-        HistoryRequest.encode({ ids: [], fromIndex: BigInt(fromIndex), count: MAX_HISTORY_ID_PAGE }),
+        HistoryRequest.encode({
+          ids: [],
+          fromIndex: BigInt(fromIndex),
+          count: MAX_HISTORY_ID_PAGE,
+          miner: new Uint8Array(0),
+          fromIteration: 0,
+        }),
       ),
     );
     return { ids: r.ids, total: Number(r.total) };
@@ -118,7 +124,13 @@ export class NetworkProbe {
         await this.#request(
           member,
           'history',
-          HistoryRequest.encode({ ids: ids.slice(i, i + MAX_HISTORY_IDS), fromIndex: 0n, count: 0 }),
+          HistoryRequest.encode({
+            ids: ids.slice(i, i + MAX_HISTORY_IDS),
+            fromIndex: 0n,
+            count: 0,
+            miner: new Uint8Array(0),
+            fromIteration: 0,
+          }),
         ),
       );
       out.push(...r.messages);

@@ -7,7 +7,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ChainStore } from '../../node-common/chain-store.ts';
@@ -64,14 +64,17 @@ export async function freePort(): Promise<number> {
 export async function waitFor<T>(
   probe: () => T | undefined | false | Promise<T | undefined | false>,
   timeoutMs: number,
-  what: string,
+  what: string | (() => string),
   intervalMs = 50,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await probe();
     if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`,
+      );
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
@@ -228,6 +231,44 @@ export async function spawnSupervisor(member: ClusterMember, timeoutMs = 30_000)
     }),
   ]);
   return proc;
+}
+
+/**
+ * A few lines on where each spawned supervisor stands (exit, highest decided height, its last
+ * log events), for the message of a failed wait.
+ */
+export function clusterState(procs: readonly SupervisorProcess[]): string {
+  const brief = (l: LogLine) => {
+    const { t: _t, event, ...rest } = l;
+    return `${event}${Object.keys(rest).length > 0 ? ` ${JSON.stringify(rest).slice(0, 160)}` : ''}`;
+  };
+  return procs
+    .map((p) => {
+      const exited = p.child.exitCode ?? p.child.signalCode;
+      const decided = p.decided();
+      const top = decided.length === 0 ? 'none' : String(maxOf(decided));
+      const recent = p.logs
+        .filter((l) => l.event !== 'wal' && l.event !== 'signed')
+        .slice(-6)
+        .map(brief);
+      return `  supervisor ${p.member.index}${exited === null ? '' : ` exited ${exited}`}, decided ${top}: ${recent.join(' | ')}`;
+    })
+    .join('\n');
+}
+
+/**
+ * Writes every spawned process's JSON log and stderr under `.tmp/test-logs/<label>/` so a failed
+ * multi-process run can be read afterwards (CI keeps only the tail of the console).
+ */
+export function dumpLogs(label: string, procs: readonly SupervisorProcess[]): string {
+  const out = join(root, '.tmp', 'test-logs', label);
+  mkdirSync(out, { recursive: true });
+  procs.forEach((p, i) => {
+    const lines = p.logs.map((l) => JSON.stringify(l)).join('\n');
+    writeFileSync(join(out, `supervisor-${p.member.index}-${i}.jsonl`), `${lines}\n`);
+    writeFileSync(join(out, `supervisor-${p.member.index}-${i}.stderr`), p.stderr.join(''));
+  });
+  return out;
 }
 
 /** Sends `signal` to a spawned supervisor and waits (bounded) for it to exit. */

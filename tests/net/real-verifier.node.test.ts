@@ -20,6 +20,8 @@ import type { NetError } from '../../shared/errors.ts';
 import { CandidateRequest, HistoryRequest, HistoryResponse } from '../../shared/net/messages.ts';
 import {
   addrOf,
+  clusterState,
+  dumpLogs,
   makeCluster,
   maxOf,
   minOf,
@@ -39,6 +41,7 @@ let client: PouwNode | undefined;
 let dir: string | undefined;
 
 after(async () => {
+  dumpLogs('real-verifier', spawned);
   await miner?.stop().catch(() => {});
   await client?.stop().catch(() => {});
   for (const p of spawned)
@@ -65,7 +68,11 @@ describe('four supervisor processes with the real verifier', () => {
     const procs = await Promise.all(cluster.members.map((m) => spawnSupervisor(m)));
     spawned.push(...procs);
     miner = await RealMiner.start(cluster, task);
-    await waitFor(() => procs.every((p) => maxDecided(p) >= 4n), 90_000, 'every member deciding height 4');
+    await waitFor(
+      () => procs.every((p) => maxDecided(p) >= 4n),
+      90_000,
+      () => `every member deciding height 4\n${clusterState(procs)}`,
+    );
 
     // Hold the miner's candidates so the next height stays open, take a real one for it, and send
     // a forged copy (its lucky IT_RES claims another loss): the verifier refuses it. The genuine
@@ -119,7 +126,11 @@ describe('four supervisor processes with the real verifier', () => {
       { timeoutMs: 10_000 },
     );
     miner.holdCandidates = false;
-    await waitFor(() => procs.every((p) => maxDecided(p) >= tip + 2n), 60_000, `height ${tip + 2n}`);
+    await waitFor(
+      () => procs.every((p) => maxDecided(p) >= tip + 2n),
+      60_000,
+      () => `height ${tip + 2n}\n${clusterState(procs)}`,
+    );
 
     // Every member recorded the task's history and agrees on its decided part.
     const roots = new Set<string>();
@@ -127,7 +138,13 @@ describe('four supervisor processes with the real verifier', () => {
       const body = await client.request(
         addrOf(m),
         'history',
-        HistoryRequest.encode({ ids: [], fromIndex: 0n, count: 16 }),
+        HistoryRequest.encode({
+          ids: [],
+          fromIndex: 0n,
+          count: 16,
+          miner: new Uint8Array(0),
+          fromIteration: 0,
+        }),
         { timeoutMs: 5000 },
       );
       const h = HistoryResponse.decode(body);
