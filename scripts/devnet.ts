@@ -22,6 +22,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { bytesToHex, hexToBytes, utf8 } from '../shared/bytes.ts';
 import { DEVNET_PARAMS, type Genesis, genesisToJson, parseGenesis } from '../shared/chain/genesis.ts';
+import type { ChainParams } from '../shared/chain/types.ts';
 import { runLocalDkg } from '../shared/crypto/dkg.ts';
 import { nobleEd25519 } from '../shared/crypto/ed25519.ts';
 import { generateMnemonic, walletFromMnemonic } from '../shared/crypto/mnemonic.ts';
@@ -56,6 +57,8 @@ export interface DevnetOptions {
   dkg?: 'local' | 'network';
   /** Network mode: bound on the whole run, processes included (default 120 s). */
   timeoutMs?: number;
+  /** Chain parameters over DEVNET_PARAMS (they are in the genesis every DKG party derives). */
+  params?: Partial<ChainParams>;
 }
 
 /** What a network-mode run reports besides the files (for tests and the log line). */
@@ -92,7 +95,7 @@ export async function ensureDevnet(
   const template: GenesisTemplate = {
     chainId,
     time: BigInt(Date.now()),
-    params: DEVNET_PARAMS,
+    params: { ...DEVNET_PARAMS, ...options.params },
     allocations: [{ address: wallet.primary.address, value: 21_000_000_0000_0000n }],
   };
   const sessionId = `${chainId}/committee/0/${template.time}`;

@@ -33,6 +33,7 @@ import { join } from 'node:path';
 import { createNode, multiaddr, peerIdOfNodeKey } from '../node-common/p2p.ts';
 import { bytesToHex, hexToBytes } from '../shared/bytes.ts';
 import { outpointKey } from '../shared/chain/ids.ts';
+import type { ChainParams } from '../shared/chain/types.ts';
 import { nobleEd25519 } from '../shared/crypto/ed25519.ts';
 import { isPouwError } from '../shared/errors.ts';
 import { leadIndex } from '../shared/net/join.ts';
@@ -304,20 +305,13 @@ export async function stopProcess(
 }
 
 /**
- * The network's chain parameters, set once right after the DKG wrote genesis.json and before any
- * node reads it (the committee's keys do not depend on them). DEVNET_PARAMS' initial target
- * (1 in 256 nonces) is met by almost every training iteration, so each miner would send a block
- * candidate per iteration: a browser tab trains ~100 iterations/s on this machine (~20k nonces/s),
- * and the supervisors drown in candidates. 1 in 65,536 gives a block every few seconds with a tab
- * or two, near the 3 s `blockIntervalMs` that retargeting then holds.
+ * The network's chain parameters over DEVNET_PARAMS, part of the genesis the DKG parties derive.
+ * DEVNET_PARAMS' initial target (1 in 256 nonces) is met by almost every training iteration, so
+ * each miner would send a block candidate per iteration: a browser tab trains ~100 iterations/s on
+ * this machine (~20k nonces/s), and the supervisors drown in candidates. 1 in 65,536 gives a block
+ * every few seconds with a tab or two, near the 3 s `blockIntervalMs` that retargeting then holds.
  */
-export const NETWORK_INITIAL_BITS = '0x1f010000';
-
-function tuneGenesis(file: string): void {
-  const g = JSON.parse(readFileSync(file, 'utf8')) as { params: Record<string, unknown> };
-  g.params = { ...g.params, initialBits: NETWORK_INITIAL_BITS };
-  writeFileSync(file, `${JSON.stringify(g, null, 2)}\n`);
-}
+export const NETWORK_PARAMS: Partial<ChainParams> = { initialBits: 0x1f010000 };
 
 /**
  * The relay's gossip budget per sending peer. Its defaults (50 messages/s, burst 200) are sized for
@@ -495,8 +489,8 @@ export async function startNetwork(opts: NetworkOptions): Promise<RunningNetwork
     const created = await ensureDevnet(devnetDir, SUPERVISORS, CHAIN_ID, {
       dkg: 'network',
       timeoutMs: 120_000,
+      params: NETWORK_PARAMS,
     });
-    if (fresh) tuneGenesis(join(devnetDir, 'genesis.json'));
     const devnet = { ...loadDevnet(devnetDir), ...(created.network ? { network: created.network } : {}) };
     const chainId = devnet.genesis.chainId;
     const genesisFile = join(devnetDir, 'genesis.json');

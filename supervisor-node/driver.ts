@@ -228,12 +228,17 @@ export class ConsensusDriver {
 
   /** Stops timers and waits for the input in progress; nothing else is processed. */
   async stop(): Promise<void> {
+    this.#halt();
+    await this.idle();
+  }
+
+  /** Stops timers and drops queued input, without waiting (the loop itself calls this). */
+  #halt(): void {
     this.#stopped = true;
     for (const t of this.#timers) this.#o.timers.clearTimeout(t);
     this.#timers.clear();
     if (this.#gossipTimer !== null) this.#o.timers.clearTimeout(this.#gossipTimer);
     this.#pending = [];
-    await this.idle();
   }
 
   /** A message that passed the stateless checks, from gossip or catch-up, relayed by `from`. */
@@ -316,7 +321,8 @@ export class ConsensusDriver {
         // A WAL or store write failed: stop acting (nothing later may rely on an undurable record).
         this.#failure = e;
         this.#o.log('driver-failed', { error: String(e) });
-        await this.stop();
+        // Not stop(): it waits for this very loop to finish, which would never happen.
+        this.#halt();
         return;
       }
       if (this.#state && this.#state.height !== before) this.#flushFuture();

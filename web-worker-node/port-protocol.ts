@@ -14,6 +14,7 @@ import type { BlockCandidate as BlockCandidateValue } from '../shared/pouw/candi
 import type { ItRes as ItResValue } from '../shared/pouw/itres.ts';
 import { ItRes } from '../shared/pouw/itres.ts';
 import type { ItResTransport } from '../shared/pouw/miner.ts';
+import { CandidateGate } from './candidate-gate.ts';
 import type { VolunteerNetwork } from './network.ts';
 import { errorInfo, type VolunteerEvent } from './progress.ts';
 
@@ -47,6 +48,7 @@ export function bridgeNetwork(
 ): NetworkBridge {
   let closed = false;
   let templateRequests = 0;
+  const gate = new CandidateGate();
   const post = (m: ToWorker) => {
     if (!closed) port.postMessage(m);
   };
@@ -57,19 +59,28 @@ export function bridgeNetwork(
       network.publishItRes(ItRes.decode(m.bytes)).catch(fail);
     } else if (m.t === 'candidate') {
       const candidate = BlockCandidate.decode(m.bytes);
-      network.submitCandidate(candidate).then((v) => {
-        ctx.onEvent(
-          v.accepted
-            ? { type: 'verdict', height: v.height, accepted: true }
-            : {
-                type: 'verdict',
-                height: candidate.block.header.height,
-                accepted: false,
-                code: v.code,
-                reason: v.reason,
-              },
-        );
-      }, fail);
+      const height = candidate.block.header.height;
+      if (!gate.admit(height)) return;
+      network.submitCandidate(candidate).then(
+        (v) => {
+          gate.settle(height, v.accepted);
+          ctx.onEvent(
+            v.accepted
+              ? { type: 'verdict', height: v.height, accepted: true }
+              : {
+                  type: 'verdict',
+                  height: candidate.block.header.height,
+                  accepted: false,
+                  code: v.code,
+                  reason: v.reason,
+                },
+          );
+        },
+        (e: unknown) => {
+          gate.settle(height, false);
+          fail(e);
+        },
+      );
     }
   };
   const refreshTemplate = async () => {

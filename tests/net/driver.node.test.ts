@@ -309,6 +309,35 @@ describe('consensus driver with a LevelDB write-ahead log', () => {
       assert.equal(new Set(apps.map((a) => a.stored.get(h))).size, 1, `one value at ${h}`);
   });
 
+  it('a failed log write stops the driver, and stop() still returns (no wait on its own loop)', {
+    timeout: 30_000,
+  }, async () => {
+    const bus = new Bus();
+    const apps = Array.from({ length: N }, (_, i) => new MemoryApp(i));
+    for (let i = 0; i < N; i++) await startMember(bus, i, tempDir(), apps[i]!);
+    const victim = bus.members[1]!;
+    try {
+      await waitFor(() => apps.every((a) => a.stored.size >= 1), 15_000, 'one height');
+      // From now on member 1's log refuses writes, as a full disk would.
+      victim.wal.append = async () => {
+        throw new Error('disk full');
+      };
+      await waitFor(() => Boolean(victim.driver.failure), 15_000, 'member 1 failing a log write');
+      assert.ok(/disk full/.test(String(victim.driver.failure)), String(victim.driver.failure));
+      const stopped = await Promise.race([
+        victim.driver.stop().then(() => 'stopped'),
+        new Promise((r) => setTimeout(() => r('hung'), 5000)),
+      ]);
+      assert.equal(stopped, 'stopped', 'stop() of a failed driver returns');
+      // The other three are a quorum and go on.
+      const others = apps.filter((_, i) => i !== 1);
+      const target = others[0]!.stored.size + 2;
+      await waitFor(() => others.every((a) => a.stored.size >= target), 20_000, 'the others deciding on');
+    } finally {
+      await stopAll(bus);
+    }
+  });
+
   it('never double-signs after a crash at any log position of a height (and the check can fail)', {
     timeout: 480_000,
   }, async () => {

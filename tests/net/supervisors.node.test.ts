@@ -24,6 +24,8 @@ import * as bls from '../../shared/crypto/bls.ts';
 import {
   blockOf,
   type Cluster,
+  clusterState,
+  dumpLogs,
   HeaderMiner,
   makeCluster,
   maxOf,
@@ -43,6 +45,7 @@ let client: PouwNode | undefined;
 let dir: string | undefined;
 
 after(async () => {
+  dumpLogs('supervisors', spawned);
   await miner?.stop().catch(() => {});
   await client?.stop().catch(() => {});
   // Only the PIDs this test spawned, each by its own handle.
@@ -95,7 +98,11 @@ describe('four supervisor processes over libp2p', () => {
     spawned.push(...procs);
     miner = await HeaderMiner.start(cluster);
 
-    await waitFor(() => procs.every((p) => maxDecided(p) >= 2n), 40_000, 'every member deciding height 2');
+    await waitFor(
+      () => procs.every((p) => maxDecided(p) >= 2n),
+      40_000,
+      () => `every member deciding height 2\n${clusterState(procs)}`,
+    );
 
     // SIGKILL member 3 right after a log append for a height it has not decided: mid-height.
     const victim = procs[3]!;
@@ -126,7 +133,7 @@ describe('four supervisor processes over libp2p', () => {
     await waitFor(
       () => others.every((p) => maxDecided(p) >= killHeight + 2n),
       40_000,
-      `members 0-2 deciding height ${killHeight + 2n} without member 3`,
+      () => `members 0-2 deciding height ${killHeight + 2n} without member 3\n${clusterState(others)}`,
     );
 
     // Restart from the same data directory: it resumes from its log and catches up.
@@ -144,7 +151,7 @@ describe('four supervisor processes over libp2p', () => {
     await waitFor(
       () => [...others, restarted].every((p) => maxDecided(p) >= target),
       60_000,
-      `all four deciding height ${target} after the restart`,
+      () => `all four deciding height ${target} after the restart\n${clusterState([...others, restarted])}`,
     );
     assert.ok(
       restarted.logs.some((l) => l.event === 'catchup' || l.event === 'decided'),
