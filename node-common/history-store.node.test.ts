@@ -387,7 +387,7 @@ describe('message history store (LevelDB)', () => {
     const b = await DurableTaskHistory.open(store, opts);
     assert.equal(b.decidedCount, 10, 'L2 was lost');
     const report = await catchUpWithChain(b, view);
-    assert.deepEqual(report, { adopted: 2, rewarded: 2, behind: undefined });
+    assert.deepEqual(report, { adopted: 2, rewarded: 2, behind: undefined, pending: [] });
     assert.equal(bytesToHex(b.rootAt(b.decidedCount)), bytesToHex(r2));
     assert.ok(b.alreadyRewarded(bytesToHex(lucky.hashMsg)), 'the block’s work id is rewarded');
     await store.close();

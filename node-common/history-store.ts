@@ -414,6 +414,11 @@ export interface CatchUpReport {
   rewarded: number;
   /** Why the decided history still differs from the chain's (it lags: ids it never recorded), or undefined. */
   behind: string | undefined;
+  /**
+   * When behind for want of messages: the decided lists from the first one that could not be
+   * applied up to the tip, in height order, for the caller to fetch the missing ids and apply.
+   */
+  pending: HistoryIds[];
 }
 
 /** Heights searched back from the tip for the one whose root the history's decided root equals. */
@@ -441,7 +446,12 @@ export async function catchUpWithChain(
     if (headers.length < HEADER_PAGE) break;
   }
   const rootOf = async (height: bigint) => (height === 0n ? h.rootAt(0) : await view.historyRoot(height));
-  const report = (adopted: number, behind?: string): CatchUpReport => ({ adopted, rewarded, behind });
+  const report = (adopted: number, behind?: string, pending: HistoryIds[] = []): CatchUpReport => ({
+    adopted,
+    rewarded,
+    behind,
+    pending,
+  });
   const ours = h.rootAt(h.decidedCount);
   const tipRoot = await rootOf(view.tip);
   if (tipRoot !== undefined && equalBytes(tipRoot, ours)) return report(0);
@@ -462,7 +472,17 @@ export async function catchUpWithChain(
     try {
       h.applyDecided(ids);
     } catch (e) {
-      return report(adopted, `height ${height}: ${isPouwError(e) ? e.code : String(e)}`);
+      const why = `height ${height}: ${isPouwError(e) ? e.code : String(e)}`;
+      if (!isPouwError(e) || e.code !== 'HISTORY_MISSING') return report(adopted, why);
+      // Messages this member never recorded: hand over this list and the later ones to fetch.
+      const pending = [ids];
+      for (let later = height + 1n; later <= view.tip; later++) {
+        const next = await view.decidedIds(later);
+        if (next === undefined) break;
+        pending.push(next);
+      }
+      await h.flush();
+      return report(adopted, why, pending);
     }
     adopted++;
   }

@@ -128,6 +128,8 @@ export interface DriverStats {
   decided: number;
   regossiped: number;
   catchups: number;
+  /** Commits of old heights re-published for a peer still working on them. */
+  commitsForLaggards: number;
   refusedConflicts: number;
   evidence: number;
   ignored: Record<string, number>;
@@ -149,6 +151,8 @@ export class ConsensusDriver {
   /** A value request the app could not answer yet. */
   #waitingValue: { height: bigint; round: number } | null = null;
   #catchupAt = new Map<string, number>();
+  /** When this member last re-published the commit of an old height for a lagging peer. */
+  #helpedAt = new Map<bigint, number>();
   #catchupInFlight = false;
   #failure: unknown = null;
   readonly stats: DriverStats = {
@@ -158,6 +162,7 @@ export class ConsensusDriver {
     walBatches: 0,
     decided: 0,
     regossiped: 0,
+    commitsForLaggards: 0,
     catchups: 0,
     refusedConflicts: 0,
     evidence: 0,
@@ -248,6 +253,7 @@ export class ConsensusDriver {
     const { height } = heightRound(message);
     if (height < s.height) {
       this.#ignore('CONSENSUS_OLD_HEIGHT');
+      this.#helpLaggard(height);
       return;
     }
     const ahead = height - s.height;
@@ -479,6 +485,28 @@ export class ConsensusDriver {
     const buffered = this.#future;
     this.#future = [];
     for (const b of buffered) this.receive(b.message, b.from);
+  }
+
+  /**
+   * A peer still works on a height decided here: publish that height's commit, which lets it decide
+   * and then catch up. Without it a member that missed a decision waits for traffic of a later
+   * height, and a quiet chain (no candidates) has none. At most once per height per four gossip
+   * periods, so a laggard's re-gossip does not turn into a flood of commits.
+   */
+  #helpLaggard(height: bigint): void {
+    const now = Date.now();
+    const last = this.#helpedAt.get(height);
+    if (last !== undefined && now - last < this.#o.gossipMs * 4) return;
+    this.#helpedAt.set(height, now);
+    if (this.#helpedAt.size > 64) this.#helpedAt.delete(this.#helpedAt.keys().next().value!);
+    this.#o.wal.commits(height, 1).then(
+      ([c]) => {
+        if (c === undefined || this.#stopped) return;
+        this.stats.commitsForLaggards++;
+        this.#publish({ kind: 'commit', commit: Commit.decode(c) });
+      },
+      () => {},
+    );
   }
 
   /**

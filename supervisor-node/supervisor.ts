@@ -73,7 +73,7 @@ import {
 } from '../shared/net/messages.ts';
 import { MAX_RESPONSE_BYTES, topics } from '../shared/net/protocols.ts';
 import { batchIndices } from '../shared/pouw/dataset.ts';
-import { encodedSize } from '../shared/pouw/history.ts';
+import { encodedSize, type HistoryIds } from '../shared/pouw/history.ts';
 import { ItRes, itResId } from '../shared/pouw/itres.ts';
 import { batchesPerEpoch } from '../shared/pouw/task.ts';
 import { ChainApp } from './chain.ts';
@@ -201,6 +201,9 @@ export async function startSupervisor(opts: SupervisorOptions): Promise<Supervis
     // The task's message history: rebuilt from its LevelDB log and brought level with the chain
     // (a decided list lost in a crash after its block comes back from the WAL) before consensus runs.
     const theHistoryStore = historyStore;
+    // Decided lists the reopened history could not apply (messages it never recorded): the task's
+    // history source fetches their ids from members and applies them.
+    let pendingDecided: HistoryIds[] = [];
     const openHistory = async (t: TaskFile, miners: Uint8Array[]) => {
       const h = await DurableTaskHistory.open(theHistoryStore, {
         chainId,
@@ -212,7 +215,9 @@ export async function startSupervisor(opts: SupervisorOptions): Promise<Supervis
         h,
         await finalizedHistoryView(store, theWal, ledger.tip.height),
       );
-      log('history-restored', { ...h.restored, decided: h.decidedCount, ...caughtUp });
+      const { pending, ...report } = caughtUp;
+      log('history-restored', { ...h.restored, decided: h.decidedCount, ...report, pending: pending.length });
+      pendingDecided = pending;
       return h;
     };
     // A joinable task is supervised from the moment its lead's signed miner set is known (ADR 0012).
@@ -267,6 +272,7 @@ export async function startSupervisor(opts: SupervisorOptions): Promise<Supervis
           return out;
         },
         log,
+        pendingDecided.splice(0),
       );
     const gapFiller = new GapFiller({
       chainId,

@@ -222,12 +222,59 @@ export function emptyHistory(chainId: string): HistorySource {
 }
 
 /** One task's history; missing ids are fetched from the other members with `fetch`. */
+/** Ids asked per fetch while catching up a decided list, and the pause after a fruitless one. */
+const BACKLOG_FETCH_IDS = 256;
+const BACKLOG_RETRY_MS = 1000;
+/** Fruitless fetches in a row before a lagging history stops trying (it then only follows commits). */
+const BACKLOG_MAX_FRUITLESS = 60;
+
 export function taskHistorySource(
   task: SupervisedTask,
   fetch: (idsHex: string[]) => Promise<ItRes[]>,
   log: DriverLog,
+  pending: readonly HistoryIds[] = [],
 ): HistorySource {
   const h = task.history;
+  // Decided lists this history could not apply yet (a restart or a partition lost messages the
+  // committee recorded): applied in height order once their missing ids are fetched from members.
+  const backlog: HistoryIds[] = [...pending];
+  let draining: Promise<void> | undefined;
+  const drain = (): void => {
+    if (draining !== undefined) return;
+    draining = (async () => {
+      let fruitless = 0;
+      while (backlog.length > 0 && fruitless < BACKLOG_MAX_FRUITLESS) {
+        const next = backlog[0]!;
+        try {
+          h.applyDecided(next);
+          backlog.shift();
+          fruitless = 0;
+          if (backlog.length === 0) log('history-level', { decided: h.decidedCount });
+        } catch (e) {
+          if (!isPouwError(e) || e.code !== 'HISTORY_MISSING') {
+            log('history-behind', { code: isPouwError(e) ? e.code : String(e), lists: backlog.length });
+            backlog.length = 0;
+            return;
+          }
+          const missing = (e.detail['missing'] as string[] | undefined) ?? [];
+          const fetched = await fetch(missing.slice(0, BACKLOG_FETCH_IDS)).catch(() => [] as ItRes[]);
+          const order = new Map(next.ids.map((id, i) => [bytesToHex(id), i]));
+          fetched.sort((a, b) => (order.get(idOf(h, a)) ?? 0) - (order.get(idOf(h, b)) ?? 0));
+          const outcomes = await Promise.all(fetched.map((m) => h.offer(m)));
+          const recorded = outcomes.flatMap((o) => [o, ...o.released]).filter((o) => o.verdict === 'ACCEPT');
+          if (recorded.length === 0) {
+            fruitless++;
+            await new Promise((r) => setTimeout(r, BACKLOG_RETRY_MS).unref?.());
+          } else fruitless = 0;
+        }
+      }
+      if (backlog.length > 0)
+        log('history-behind', { code: 'HISTORY_MISSING', lists: backlog.length, gaveUp: true });
+    })().finally(() => {
+      draining = undefined;
+    });
+  };
+  if (backlog.length > 0) drain();
   return {
     decidedRoot: () => h.rootAt(h.decidedCount),
     proposal(maxIds) {
@@ -258,13 +305,20 @@ export function taskHistorySource(
       throw new HistoryError('HISTORY_MISSING', 'proposed ids could not be fetched', 'IGNORE');
     },
     adopt(ids, block) {
-      try {
-        h.applyDecided(ids);
-      } catch (e) {
-        // A member that restarted without its history (or missed messages) cannot follow the
-        // decided list; it keeps finalizing blocks from commits and proposes no history meanwhile.
-        log('history-behind', { code: isPouwError(e) ? e.code : String(e) });
-      }
+      // A member whose history lags keeps finalizing blocks from commits and proposes no history
+      // until the backlog is applied.
+      if (backlog.length > 0) {
+        backlog.push(ids);
+        drain();
+      } else
+        try {
+          h.applyDecided(ids);
+        } catch (e) {
+          if (isPouwError(e) && e.code === 'HISTORY_MISSING') {
+            backlog.push(ids);
+            drain();
+          } else log('history-behind', { code: isPouwError(e) ? e.code : String(e) });
+        }
       if (equalBytes(block.header.taskId, task.taskId)) h.markRewarded(bytesToHex(block.header.hashMsg));
     },
     async offer(messages) {

@@ -300,6 +300,27 @@ describe('tendermint state machine', () => {
     assert.equal(r.state.height, 2n);
   });
 
+  it('asks again about a value it found not valid once a commit for it arrives, then decides', () => {
+    let r = started(3);
+    r = stepAll(r.state, [
+      proposal(1n, 0, A),
+      { type: 'validity', height: 1n, valueId: idOf(A), valid: false },
+    ]);
+    const p = proposal(1n, 0, A) as Extract<Input, { type: 'proposal' }>;
+    const precommits = [0, 1, 2].map(
+      (i) => (vote(PC, 1n, 0, i, idOf(A)) as Extract<Input, { type: 'vote' }>).signed,
+    );
+    r = step(r.state, { type: 'commit', commit: { proposal: p.signed, precommits } });
+    assert.ok(kinds(r.effects).includes('validate-value'), 'the commit re-asks validity');
+    assert.equal(r.state.height, 1n, 'no decision on a value not known valid');
+    // A second copy of the commit while the check runs asks nothing more.
+    const again = step(r.state, { type: 'commit', commit: { proposal: p.signed, precommits } });
+    assert.ok(!kinds(again.effects).includes('validate-value'));
+    r = step(again.state, valid(A));
+    assert.deepEqual(kinds(r.effects).slice(0, 2), ['persist:decision', 'decide']);
+    assert.equal(r.state.height, 2n);
+  });
+
   it('refuses to sign a conflicting vote (the last line of defence) and re-sends the signed one instead', () => {
     let r = started(2);
     r = stepAll(r.state, [proposal(1n, 0, A), valid(A)]);

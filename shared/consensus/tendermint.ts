@@ -477,6 +477,15 @@ class Machine {
         return;
       }
     }
+    // A value judged not valid earlier is asked about again: the answer is often "not valid *now*"
+    // (its candidate or history had not arrived), 2f+1 precommits are reason to look again, and a
+    // member that kept the first answer would never decide this height.
+    const hex = bytesToHex(id);
+    if (this.s.validity[hex] === false && this.s.pendingValidation[hex] === undefined) {
+      delete this.#record('validity')[hex];
+      this.#record('pendingValidation')[hex] = true;
+      this.effects.push({ type: 'validate-value', height: p.height, valueId: id, value: p.value });
+    }
     this.#onProposal(commit.proposal, true);
     for (const c of commit.precommits) this.#onVote(c, true);
   }

@@ -69,11 +69,14 @@ function asyncKeys(i: number): SigningKeys {
 class MemoryApp implements DriverApp {
   readonly stored = new Map<bigint, string>();
   incarnation = 0;
+  /** Heights above this get no value (a quiet chain: no candidates). */
+  lastValueHeight = Number.POSITIVE_INFINITY;
   constructor(readonly member: number) {}
   storedHeight(): bigint {
     return BigInt(this.stored.size);
   }
-  async proposeValue(height: bigint, round: number): Promise<ConsensusValue> {
+  async proposeValue(height: bigint, round: number): Promise<ConsensusValue | undefined> {
+    if (height > this.lastValueHeight) return undefined;
     // A value that changes with the incarnation: an amnesiac restart proposes something new.
     const tag = utf8(`${this.member}/${this.incarnation}/${height}/${round}`);
     return { blockHash: sha256(tag), historyRoot: new Uint8Array(32), payload: tag };
@@ -112,6 +115,8 @@ class Bus {
   /** Every own message a member sent: `${member}/${height}/${round}/${kind}` → value. */
   readonly signed = new Map<string, string>();
   readonly doubleSigns: string[] = [];
+  /** Messages this drops are lost for good (a partition). */
+  drop: ((to: number, message: ConsensusMessage) => boolean) | undefined;
 
   record(from: number, m: ConsensusMessage): void {
     if (m.kind === 'commit') return;
@@ -138,6 +143,7 @@ class Bus {
     this.record(from, message);
     for (const m of this.members) {
       if (m.index === from) continue;
+      if (this.drop?.(m.index, message)) continue;
       setImmediate(() => {
         if (m.crashed) return;
         const checked = validateMessage(
@@ -333,6 +339,38 @@ describe('consensus driver with a LevelDB write-ahead log', () => {
       const others = apps.filter((_, i) => i !== 1);
       const target = others[0]!.stored.size + 2;
       await waitFor(() => others.every((a) => a.stored.size >= target), 20_000, 'the others deciding on');
+    } finally {
+      await stopAll(bus);
+    }
+  });
+
+  it('a member that missed a decision of a now quiet chain decides it from a peer’s commit', {
+    timeout: 30_000,
+  }, async () => {
+    const bus = new Bus();
+    const apps = Array.from({ length: N }, (_, i) => new MemoryApp(i));
+    // Values for heights 1 and 2 only; member 3 hears nothing of height 2 until the others decided it.
+    for (const a of apps) a.lastValueHeight = 2;
+    const heightOf = (m: ConsensusMessage) =>
+      m.kind === 'commit'
+        ? m.commit.proposal.proposal.height
+        : m.kind === 'proposal'
+          ? m.signed.proposal.height
+          : m.signed.vote.height;
+    bus.drop = (to, m) => to === 3 && heightOf(m) === 2n;
+    for (let i = 0; i < N; i++) await startMember(bus, i, tempDir(), apps[i]!);
+    try {
+      await waitFor(
+        () => apps.slice(0, 3).every((a) => a.stored.size >= 2),
+        15_000,
+        'members 0-2 deciding 2',
+      );
+      assert.equal(apps[3]!.stored.size, 1, 'member 3 missed height 2');
+      bus.drop = undefined;
+      // Nothing of height 3 is ever proposed: only the commit of height 2 can move member 3.
+      await waitFor(() => apps[3]!.stored.size >= 2, 10_000, 'member 3 deciding height 2');
+      assert.equal(apps[3]!.stored.get(2n), apps[0]!.stored.get(2n));
+      assert.ok(bus.members.some((m) => m.driver.stats.commitsForLaggards > 0));
     } finally {
       await stopAll(bus);
     }
