@@ -4,17 +4,32 @@ import { formatAmount, shortAddress } from './format.ts';
 
 describe('UI config and formatting', () => {
   it('selects the network from the URL; bad parameters are typed errors', () => {
-    assert.deepEqual(parseConfig(''), { source: { kind: 'demo', peers: 1 }, backend: undefined });
-    assert.deepEqual(parseConfig('?peers=0&backend=wasm'), {
+    assert.deepEqual(parseConfig(''), {
+      source: { kind: 'demo', peers: 1 },
+      backend: undefined,
+      dutyCycle: undefined,
+    });
+    assert.deepEqual(parseConfig('?peers=0&backend=wasm&duty=0.25'), {
       source: { kind: 'demo', peers: 0 },
       backend: 'wasm',
+      dutyCycle: 0.25,
     });
     const relay = '/ip4/127.0.0.1/tcp/9001/ws/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN';
     assert.deepEqual(parseConfig(`?relay=${encodeURIComponent(relay)}`), {
       source: { kind: 'relay', relay },
       backend: undefined,
+      dutyCycle: undefined,
     });
-    for (const bad of ['?relay=not-a-multiaddr', '?peers=9', '?peers=x', '?backend=tpu'])
+    const bads = [
+      '?relay=not-a-multiaddr',
+      '?peers=9',
+      '?peers=x',
+      '?backend=tpu',
+      '?duty=0',
+      '?duty=1.5',
+      '?duty=x',
+    ];
+    for (const bad of bads)
       assert.throws(() => parseConfig(bad), { name: 'NetError', code: 'NET_BAD_CONFIG' }, bad);
   });
 

@@ -227,6 +227,7 @@ export class AppController {
       identity: node,
       payout: this.wallet.addressBytes,
       backend,
+      ...(config.dutyCycle === undefined ? {} : { dutyCycle: config.dutyCycle }),
       onEvent: () => {
         this.state.volunteer = this.own?.snapshot() ?? this.state.volunteer;
         this.scheduleNotify();
@@ -242,6 +243,7 @@ export class AppController {
         identity: { secretKey, publicKey },
         payout: addressBytesOf(publicKey),
         backend,
+        ...(config.dutyCycle === undefined ? {} : { dutyCycle: config.dutyCycle }),
         heldOut: { every: 0, examples: 0 },
         onEvent: (e) => {
           if (e.type !== 'iteration') return;

@@ -11,6 +11,7 @@ import type { SupervisorInfo } from '../../scripts/network.ts';
 import { bytesToHex } from '../../shared/bytes.ts';
 import { blockHash } from '../../shared/chain/ids.ts';
 import type { Block } from '../../shared/chain/types.ts';
+import { isPouwError } from '../../shared/errors.ts';
 import {
   BlockRequest,
   FinalizedBlock,
@@ -24,6 +25,7 @@ import {
 import { type ItRes, ItRes as ItResCodec, itResId as itResIdOf } from '../../shared/pouw/itres.ts';
 
 const TIMEOUT_MS = 5000;
+const REQUEST_ATTEMPTS = 3;
 
 export class NetworkProbe {
   readonly node: PouwNode;
@@ -52,9 +54,18 @@ export class NetworkProbe {
     name: 'status' | 'block' | 'history',
     body: Uint8Array,
   ): Promise<Uint8Array> {
-    return this.node.request(multiaddr(this.supervisors[member]!.tcp), name, body, {
-      timeoutMs: this.timeoutMs,
-    });
+    // A busy supervisor may reset a stream or drop the connection: a read is retried, bounded.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.node.request(multiaddr(this.supervisors[member]!.tcp), name, body, {
+          timeoutMs: this.timeoutMs,
+        });
+      } catch (e) {
+        const transient = isPouwError(e) && ['NET_CLOSED', 'NET_TIMEOUT', 'NET_UNAVAILABLE'].includes(e.code);
+        if (!transient || attempt >= REQUEST_ATTEMPTS) throw e;
+        await new Promise((r) => setTimeout(r, 300 * attempt));
+      }
+    }
   }
 
   async status(member: number): Promise<StatusResponse> {
