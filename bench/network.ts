@@ -11,6 +11,9 @@
  *     the time the LAST supervisor listed it in its history (history protocol polled every 50 ms,
  *     tests/e2e/probe.ts) minus the miner's send time in the message; p50/p99, by miner kind;
  * and prints the machine. Results: bench/results/network.json. No assertions: numbers only.
+ * `--duty X` (0 < X ≤ 1) has the tabs and the edge volunteer train that share of the time (the
+ * page's `?duty=`, the worker's --duty-cycle); results then go to network-duty-X.json. On a 2-core
+ * box full-speed miners starve the four supervisors, and the latencies measure that.
  * Re-executes itself inside a fresh namespace unless POUW_NETNS_ADDRESS says it is in one.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,6 +28,12 @@ import { netnsAvailable, spawnInNetns } from '../tests/harness/netns.ts';
 import { describeMachine, machineInfo } from './machine.ts';
 
 const SAMPLE_MS = 30_000;
+const dutyAt = process.argv.indexOf('--duty');
+const DUTY = dutyAt >= 0 ? Number(process.argv[dutyAt + 1]) : 1;
+if (!(DUTY > 0 && DUTY <= 1)) {
+  console.error('--duty: a number in (0, 1]');
+  process.exit(2);
+}
 const POLL_MS = 50;
 
 async function waitUntil<T>(
@@ -74,6 +83,7 @@ async function inside(): Promise<void> {
       edgeMiners: 1,
       minerSlots: 3,
       epochs: 1000,
+      ...(DUTY < 1 ? { workerArgs: ['--duty-cycle', String(DUTY)] } : {}),
       log: (line) => console.log(`  ${line}`),
     });
     running = net;
@@ -82,7 +92,8 @@ async function inside(): Promise<void> {
     probe = await NetworkProbe.start(host, n.supervisors, n.chainId);
     browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs });
     const b = browser;
-    const tabs: Tab[] = await Promise.all(['A', 'B'].map((name) => openTab(b, name, n.uiUrl)));
+    const url = DUTY < 1 ? n.uiUrl.replace('#', `&duty=${DUTY}#`) : n.uiUrl;
+    const tabs: Tab[] = await Promise.all(['A', 'B'].map((name) => openTab(b, name, url)));
     const pressed = await Promise.all(tabs.map((t) => pressContribute(t)));
     const firstItres = await Promise.all(
       tabs.map(async (t, i) => {
@@ -125,6 +136,7 @@ async function inside(): Promise<void> {
 
     const result = {
       machine,
+      duty: DUTY,
       startupMs,
       firstItres,
       webrtc,
@@ -163,8 +175,9 @@ async function inside(): Promise<void> {
     );
     const out = join(import.meta.dirname, 'results');
     mkdirSync(out, { recursive: true });
-    writeFileSync(join(out, 'network.json'), `${JSON.stringify(result, null, 2)}\n`);
-    console.log('saved bench/results/network.json');
+    const file = DUTY < 1 ? `network-duty-${DUTY}.json` : 'network.json';
+    writeFileSync(join(out, file), `${JSON.stringify(result, null, 2)}\n`);
+    console.log(`saved bench/results/${file}`);
   } finally {
     await probe?.stop().catch(() => {});
     await browser?.close().catch(() => {});
@@ -181,10 +194,13 @@ if (process.env['POUW_NETNS_ADDRESS'] !== undefined) {
     console.error(`bench:network needs a private network namespace (unshare -n): ${ns.reason}`);
     process.exit(1);
   }
-  const child = spawnInNetns([process.execPath, '--import', 'tsx', import.meta.filename], {
-    cwd: join(import.meta.dirname, '..'),
-    stdio: 'inherit',
-  });
+  const child = spawnInNetns(
+    [process.execPath, '--import', 'tsx', import.meta.filename, ...process.argv.slice(2)],
+    {
+      cwd: join(import.meta.dirname, '..'),
+      stdio: 'inherit',
+    },
+  );
   const stop = () => child.child.kill('SIGTERM');
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);

@@ -3,8 +3,8 @@
  * then prints one bare summary line `N passed, N failed` covering both, last, for CI.
  * `--only node` or `--only browser` runs one side; extra arguments after `--` are file filters.
  * The full-network end-to-end run (tests/e2e/: relay, four supervisors, an edge miner and two
- * Chromium tabs in a private network namespace, several minutes) runs only when named: `--e2e`
- * or a filter that matches it (`npm run test:e2e`).
+ * Chromium tabs in a private network namespace, 2–3 minutes) is part of it and runs alone, after
+ * the other Node files; `npm run test:e2e` runs only it.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -58,13 +58,10 @@ async function runNode(): Promise<Counts> {
   const files = testRoots
     .flatMap((d) => listFiles(join(root, d)))
     .filter((f) => f.endsWith('.test.ts') && !f.endsWith('.browser.test.ts'))
-    .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
-    .filter(
-      (f) => !f.startsWith('tests/e2e/') || args.includes('--e2e') || filters.some((x) => f.includes(x)),
-    );
+    .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
   if (files.length === 0) return { passed: 0, failed: 0 };
-  // Files that drive several in-process consensus members on real timers run alone, after the
-  // rest: beside other heavy files on a 2-core box they starve (see tests/README.md).
+  // Files that load the whole machine run alone, after the rest: beside other heavy files on a
+  // 2-core box they starve (see tests/README.md).
   const alone = files.filter((f) => RUN_ALONE.includes(f));
   const shared = files.filter((f) => !RUN_ALONE.includes(f));
   const a = shared.length > 0 ? await runNodeFiles(shared, 2) : { passed: 0, failed: 0 };
@@ -72,7 +69,7 @@ async function runNode(): Promise<Counts> {
   return { passed: a.passed + b.passed, failed: a.failed + b.failed };
 }
 
-const RUN_ALONE = ['tests/net/driver.node.test.ts'];
+const RUN_ALONE = ['tests/net/driver.node.test.ts', 'tests/e2e/network.node.test.ts'];
 
 async function runNodeFiles(files: string[], concurrency: number): Promise<Counts> {
   const tap = join(tmp, `node-results-${process.pid}.tap`);

@@ -10,18 +10,16 @@ import { bytesToHex } from '../shared/bytes.ts';
 import { nobleEd25519 } from '../shared/crypto/ed25519.ts';
 import { TaskHistory } from '../shared/pouw/history.ts';
 import { type ItRes, itResId } from '../shared/pouw/itres.ts';
-import { JsSoftmaxEngine, tinySeparableDataset } from '../shared/pouw/js-engine.ts';
-import { denseSoftmaxTask, float32Bits, type TaskDefinition } from '../shared/pouw/task.ts';
-import { type HonestRun, runHonestMiners, splitCommitted } from '../shared/pouw/verify-fixtures.ts';
+import type { HonestRun } from '../shared/pouw/verify-fixtures.ts';
+import { CHAIN, historyRun, produced as producedOf } from '../tests/durability/history-writer.ts';
 import { GapFiller, type GapQuery } from './gap-filler.ts';
 
-const CHAIN = 'pouw-gap-test';
 const ITERATIONS = 6;
-let task: TaskDefinition;
 let run: HonestRun;
 let produced: ItRes[];
 
-const history = () => new TaskHistory({ chainId: CHAIN, task, miners: run.miners, ed25519: nobleEd25519 });
+const history = () =>
+  new TaskHistory({ chainId: CHAIN, task: run.task, miners: run.miners, ed25519: nobleEd25519 });
 
 /** Answers a query from a history the way the supervisor's history protocol does. */
 function serve(h: TaskHistory, q: GapQuery): ItRes[] {
@@ -37,32 +35,8 @@ function serve(h: TaskHistory, q: GapQuery): ItRes[] {
 
 describe('gap filler', () => {
   before(async () => {
-    const split = splitCommitted(CHAIN, tinySeparableDataset(48), 4, 0, new Uint8Array(32).fill(5));
-    task = denseSoftmaxTask(4, 3, {
-      initSeed: new Uint8Array(32).fill(9),
-      tau: float32Bits(0.05),
-      batchSize: 4,
-      znbLead: 2,
-      segmentLength: 4,
-      omegaBPpm: 3_200_000,
-      epochs: 3,
-      trainSize: split.train.count,
-      datasetCommitment: split.commitment,
-    });
-    const engine = new JsSoftmaxEngine(task);
-    run = await runHonestMiners({
-      chainId: CHAIN,
-      task,
-      train: split.train,
-      iterations: ITERATIONS,
-      ed25519: nobleEd25519,
-      miners: [1, 2, 3].map((i) => ({
-        engine: { kind: 'gradient' as const, engine },
-        secretKey: new Uint8Array(32).fill(i),
-      })),
-    });
-    produced = [];
-    for (let t = 0; t < ITERATIONS; t++) for (let m = 0; m < 3; m++) produced.push(run.steps[m]![t]!.msg);
+    run = await historyRun(3, ITERATIONS);
+    produced = producedOf(run);
   });
 
   for (const answers of ['iterations', 'ids'] as const)
