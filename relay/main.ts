@@ -4,6 +4,7 @@
  * `relay started` with the peer id, multiaddrs, endpoint URL and limits, and stops cleanly on
  * SIGINT/SIGTERM (libp2p stopped, HTTP closed, exit 0). A bad config exits 2 naming the field.
  */
+import { SignalGate } from '../node-common/signals.ts';
 import { isPouwError } from '../shared/errors.ts';
 import { configFromArgs } from './config.ts';
 import { startHttp } from './http.ts';
@@ -12,6 +13,8 @@ import { startRelay } from './node.ts';
 
 /** A stop that hangs past this exits 1 instead of lingering. */
 const STOP_TIMEOUT_MS = 10_000;
+// Listening from the first line: a signal during start-up waits for it instead of killing the process.
+const signals = new SignalGate();
 
 async function main(): Promise<void> {
   let options: ReturnType<typeof configFromArgs>;
@@ -66,8 +69,7 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.on('SIGINT', shutdown);
-  process.on('SIGTERM', shutdown);
+  signals.ready(shutdown);
 }
 
 await main();

@@ -33,6 +33,7 @@ import { join } from 'node:path';
 import { tcp } from '@libp2p/tcp';
 import { webSockets } from '@libp2p/websockets';
 import { multiaddr } from '@multiformats/multiaddr';
+import { SignalGate } from '../node-common/signals.ts';
 import { bytesToHex, hexToBytes } from '../shared/bytes.ts';
 import { parseGenesis } from '../shared/chain/genesis.ts';
 import { MemoryLightClientStore } from '../shared/chain/light-client.ts';
@@ -210,6 +211,9 @@ async function loadOrCreateKeys(dir: string): Promise<{ keys: WorkerKeys; create
   };
 }
 
+// Listening from the first line: a signal during start-up waits for it instead of killing the process.
+const signals = new SignalGate();
+
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   const genesis = parseGenesis(JSON.parse(readFileSync(opts.genesis, 'utf8')));
@@ -286,8 +290,7 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.on('SIGINT', () => shutdown('SIGINT'));
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  signals.ready(shutdown);
 
   try {
     volunteer = await startEdgeVolunteer({

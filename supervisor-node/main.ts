@@ -2,6 +2,7 @@
  * Process entry point: `npm run supervisor -- --config path/to/supervisor.json`.
  * Logs JSON lines on stdout; SIGINT/SIGTERM stop libp2p, the driver and the LevelDB stores, then exit.
  */
+import { SignalGate } from '../node-common/signals.ts';
 import { isPouwError } from '../shared/errors.ts';
 import { loadConfig } from './config.ts';
 import { startSupervisor } from './supervisor.ts';
@@ -20,6 +21,8 @@ if (!file) {
   process.exit(2);
 }
 
+// Listening from here on: a signal during start-up waits for it instead of killing the process.
+const signals = new SignalGate();
 try {
   const config = loadConfig(file);
   const supervisor = await startSupervisor({ config, log, trace: process.env['POUW_TRACE'] === '1' });
@@ -39,8 +42,7 @@ try {
         process.exit(1);
       });
   };
-  process.on('SIGINT', () => shutdown('SIGINT'));
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  signals.ready(shutdown);
 } catch (e) {
   log('start-failed', {
     code: isPouwError(e) ? e.code : undefined,
