@@ -58,12 +58,12 @@ const fact = (name: string): Fact => {
 
 after(() => {
   for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL');
-  // The processes' logs outlive a run that reported a failure (where to look is printed).
-  if (facts.some((f) => f['error'] !== undefined) || orchestratorExit !== 0) {
-    const keep = join(tmpdir(), `pouw-e2e-logs-${process.pid}`);
-    if (existsSync(join(dir, 'logs'))) cpSync(join(dir, 'logs'), keep, { recursive: true });
-    console.log(JSON.stringify({ e2e: 'logs-kept', dir: keep }));
-  }
+  // The processes' logs of the latest run stay in .tmp/e2e-logs/ (a failed check may carry no
+  // error field of its own, so they are kept every time; each run replaces them).
+  const keep = join(import.meta.dirname, '..', '..', '.tmp', 'e2e-logs');
+  rmSync(keep, { recursive: true, force: true });
+  if (existsSync(join(dir, 'logs'))) cpSync(join(dir, 'logs'), keep, { recursive: true });
+  console.log(JSON.stringify({ e2e: 'logs-kept', dir: keep }));
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -419,7 +419,9 @@ try {
         const tip = maxOf(await p.tips());
         return tip > tipAtKill ? tip : undefined;
       },
-      60_000,
+      // Three of four is exactly a quorum: every round needs all three, and one in four rounds
+      // waits out the dead member's proposal.
+      90_000,
       'a block finalized while one supervisor is down',
       1000,
     ).catch(() => undefined);
