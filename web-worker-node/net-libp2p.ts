@@ -427,6 +427,7 @@ export class Libp2pVolunteerNetwork implements VolunteerNetwork {
       taskId: request.taskId,
       extra: new Uint8Array(0),
     });
+    let stale: Block | undefined;
     for (const s of this.#supervisorOrder()) {
       try {
         const answer = await this.#request(s, 'template', body, (b) => TemplateResponse.decode(b));
@@ -434,12 +435,18 @@ export class Libp2pVolunteerNetwork implements VolunteerNetwork {
           this.#bad(s.key, 'NET_BAD_REQUEST');
           continue;
         }
+        // A supervisor still catching up offers a template for a height already finalized: mining
+        // it is wasted (every candidate BLOCK_BAD_HEIGHT), so ask the next one.
+        if (answer.template.header.height <= this.#tip) {
+          stale ??= answer.template;
+          continue;
+        }
         return answer.template;
       } catch {
         // Try the next supervisor.
       }
     }
-    return undefined;
+    return stale;
   }
 
   async submitCandidate(candidate: CandidateValue): Promise<CandidateVerdict> {

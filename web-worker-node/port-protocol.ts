@@ -18,6 +18,9 @@ import { CandidateGate } from './candidate-gate.ts';
 import type { VolunteerNetwork } from './network.ts';
 import { errorInfo, type VolunteerEvent } from './progress.ts';
 
+const TEMPLATE_RETRY_MS = 2000;
+const TEMPLATE_REFRESH_MS = 20_000;
+
 /** Page → worker. */
 export type ToWorker = { t: 'itres'; bytes: Uint8Array } | { t: 'template'; bytes: Uint8Array | null };
 /** Worker → page. */
@@ -64,6 +67,8 @@ export function bridgeNetwork(
       network.submitCandidate(candidate).then(
         (v) => {
           gate.settle(height, v.accepted);
+          // Refused as a block (stale height or parent): the template is behind the chain.
+          if (!v.accepted && v.code.startsWith('BLOCK_')) refreshSoon();
           ctx.onEvent(
             v.accepted
               ? { type: 'verdict', height: v.height, accepted: true }
@@ -90,6 +95,15 @@ export function bridgeNetwork(
     if (mine !== templateRequests) return;
     post({ t: 'template', bytes: block === undefined ? null : Block.encode(block) });
   };
+  // A template can lag the chain (a finalized block missed, or a supervisor behind when asked):
+  // it is fetched again after a block-level refusal (at most every 2 s) and every 20 s anyway.
+  let lastRefresh = 0;
+  const refreshSoon = () => {
+    if (closed || Date.now() - lastRefresh < TEMPLATE_RETRY_MS) return;
+    lastRefresh = Date.now();
+    refreshTemplate().catch(fail);
+  };
+  const periodic = setInterval(refreshSoon, TEMPLATE_REFRESH_MS);
   const offItRes = network.onItRes((msg) => post({ t: 'itres', bytes: ItRes.encode(msg) }));
   const offFinalized = network.onFinalized(() => {
     refreshTemplate().catch(fail);
@@ -99,6 +113,7 @@ export function bridgeNetwork(
     refreshTemplate,
     close() {
       closed = true;
+      clearInterval(periodic);
       offItRes();
       offFinalized();
       port.onmessage = null;
