@@ -34,6 +34,7 @@ import { createNode, multiaddr, peerIdOfNodeKey } from '../node-common/p2p.ts';
 import { bytesToHex, hexToBytes } from '../shared/bytes.ts';
 import { outpointKey } from '../shared/chain/ids.ts';
 import type { ChainParams } from '../shared/chain/types.ts';
+import { DEFAULT_TIMEOUTS } from '../shared/consensus/tendermint.ts';
 import { nobleEd25519 } from '../shared/crypto/ed25519.ts';
 import { isPouwError } from '../shared/errors.ts';
 import { leadIndex } from '../shared/net/join.ts';
@@ -562,7 +563,6 @@ export async function startNetwork(opts: NetworkOptions): Promise<RunningNetwork
         };
       }),
     );
-    const timeout = { baseMs: 1000, deltaMs: 500 };
     for (const s of supervisors) {
       const p = ports.supervisors[s.member]!;
       writeFileSync(
@@ -577,7 +577,10 @@ export async function startNetwork(opts: NetworkOptions): Promise<RunningNetwork
             peers: supervisors
               .filter((o) => o !== s)
               .map((o) => ({ peerId: o.peerId, addrs: [o.tcp.slice(0, o.tcp.indexOf('/p2p/'))] })),
-            timeouts: { propose: timeout, prevote: timeout, precommit: timeout },
+            // The core's defaults (propose 3 s + 0.5 s a round): a proposal is judged only after
+            // its candidate's lucky iteration was replayed, which takes seconds on a busy machine,
+            // and a shorter propose timeout failed round after round while the replay ran.
+            timeouts: DEFAULT_TIMEOUTS,
             gossipMs: 500,
             verifier: opts.verifier ?? 'real',
             tasks: [task.file],

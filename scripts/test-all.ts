@@ -3,8 +3,10 @@
  * then prints one bare summary line `N passed, N failed` covering both, last, for CI.
  * `--only node` or `--only browser` runs one side; extra arguments after `--` are file filters.
  * The full-network end-to-end run (tests/e2e/: relay, four supervisors, an edge miner and two
- * Chromium tabs in a private network namespace, 2–3 minutes) is part of it and runs alone, after
- * the other Node files; `npm run test:e2e` runs only it.
+ * Chromium tabs in a private network namespace, 2–5 minutes on two cores) runs only when named:
+ * `--e2e` or a filter that matches it (`npm run test:e2e`); it then runs alone, after the other
+ * Node files. On a 2-core machine it loads every core for minutes and its timing-bound checks
+ * are not yet reliable enough to gate CI on (tests/e2e/README.md).
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -58,7 +60,10 @@ async function runNode(): Promise<Counts> {
   const files = testRoots
     .flatMap((d) => listFiles(join(root, d)))
     .filter((f) => f.endsWith('.test.ts') && !f.endsWith('.browser.test.ts'))
-    .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
+    .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
+    .filter(
+      (f) => !f.startsWith('tests/e2e/') || args.includes('--e2e') || filters.some((x) => f.includes(x)),
+    );
   if (files.length === 0) return { passed: 0, failed: 0 };
   // Files that load the whole machine run alone, after the rest: beside other heavy files on a
   // 2-core box they starve (see tests/README.md).

@@ -216,19 +216,20 @@ export class ChainApp implements DriverApp {
     }
     const block = payload.block;
     if (!equalBytes(blockHash(chainId, block.header), value.blockHash)) return refuse('BLOCK_HASH');
-    try {
-      const root = await this.#o.history.rootWith(payload.history);
-      if (!equalBytes(root, value.historyRoot)) return refuse('HISTORY_ROOT');
-    } catch (e) {
-      // 2f+1 members signed a committed value: a member whose history lags accepts their root.
-      if (!committed) {
+    // 2f+1 members signed a committed value: a member whose history lags takes their root without
+    // waiting to fetch the ids (seconds to tens of seconds on a busy network); the decided list
+    // then joins its history's backlog and is fetched in the background (tasks.ts).
+    if (!committed)
+      try {
+        const root = await this.#o.history.rootWith(payload.history);
+        if (!equalBytes(root, value.historyRoot)) return refuse('HISTORY_ROOT');
+      } catch (e) {
         if (isPouwError(e) && e.verdict === 'IGNORE') {
           this.#o.log('value-not-valid-now', { height: String(height), code: e.code });
           return false;
         }
         return refuse(isPouwError(e) ? e.code : String(e));
       }
-    }
     const pooled = this.#pool.get(bytesToHex(value.blockHash));
     try {
       const diff =

@@ -27,7 +27,7 @@ import { after, assert, before, describe, it } from '#test';
 import { netnsAvailable, spawnInNetns } from '../harness/netns.ts';
 
 const root = join(import.meta.dirname, '..', '..');
-const BUDGET_MS = 300_000;
+const BUDGET_MS = 420_000;
 const HARD_LIMIT_MS = BUDGET_MS + 45_000;
 
 type Fact = { e2e: string; [k: string]: unknown };
