@@ -3,19 +3,11 @@
  * mode 0600). Browsers are configured with the relay's full multiaddr, peer id included, so the key
  * must survive restarts: it is created once, written atomically, and loaded on every later start.
  */
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  writeSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
+import { writeFileDurable } from '../node-common/durable-file.ts';
 import { RelayError } from './errors.ts';
 
 export const NODE_KEY_FILE = 'node-key';
@@ -38,15 +30,7 @@ export async function loadOrCreateNodeKey(dataDir: string): Promise<{ key: Priva
   }
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const key = await generateKeyPair('Ed25519');
-  const tmp = `${path}.tmp-${process.pid}`;
   // Durable before visible: a crash leaves either no key file or a whole one.
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, privateKeyToProtobuf(key));
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
+  await writeFileDurable(path, privateKeyToProtobuf(key));
   return { key, created: true };
 }

@@ -149,8 +149,8 @@ function localCommittee(
   };
 }
 
-/** Ports that were free a moment ago, all held at once so they are distinct. */
-async function freePorts(count: number): Promise<number[]> {
+/** Ports free on `host` a moment ago, all held at once so they are distinct. */
+export async function freePorts(count: number, host = '127.0.0.1'): Promise<number[]> {
   const servers = await Promise.all(
     Array.from(
       { length: count },
@@ -158,7 +158,7 @@ async function freePorts(count: number): Promise<number[]> {
         new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
           const s = createServer();
           s.once('error', reject);
-          s.listen(0, '127.0.0.1', () => resolve(s));
+          s.listen(0, host, () => resolve(s));
         }),
     ),
   );

@@ -28,7 +28,6 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createNode, multiaddr, peerIdOfNodeKey } from '../node-common/p2p.ts';
 import { bytesToHex, hexToBytes } from '../shared/bytes.ts';
@@ -39,7 +38,7 @@ import { nobleEd25519 } from '../shared/crypto/ed25519.ts';
 import { isPouwError } from '../shared/errors.ts';
 import { leadIndex } from '../shared/net/join.ts';
 import { ProofRequest, ProofResponse, SubmitTxRequest } from '../shared/net/messages.ts';
-import { ensureDevnet, loadDevnet } from './devnet.ts';
+import { ensureDevnet, freePorts, loadDevnet } from './devnet.ts';
 import { serveUi, type UiServer } from './serve-ui.ts';
 import { ensureNetworkTask, type NetworkTask, taskFundingTx } from './task-file.ts';
 
@@ -155,24 +154,6 @@ interface ProcessSpec {
   args: string[];
   ready: (l: LogLine) => boolean;
   failed: (l: LogLine) => boolean;
-}
-
-/** Ports free on `host` right now, all held at once so they are distinct. */
-export async function freePorts(count: number, host: string): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-          const s = createServer();
-          s.once('error', reject);
-          s.listen(0, host, () => resolve(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
 }
 
 async function resolvePorts(ports: NetworkOptions['ports'], host: string): Promise<NetworkPorts> {

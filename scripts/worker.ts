@@ -19,20 +19,12 @@
  * SIGINT/SIGTERM stop the volunteer and the node and exit 0 (a stop hanging for 10 s exits 1).
  * A bad option exits 2; a failure to start or join exits 1.
  */
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  writeSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tcp } from '@libp2p/tcp';
 import { webSockets } from '@libp2p/websockets';
 import { multiaddr } from '@multiformats/multiaddr';
+import { writeFileDurable } from '../node-common/durable-file.ts';
 import { SignalGate } from '../node-common/signals.ts';
 import { bytesToHex, hexToBytes } from '../shared/bytes.ts';
 import { parseGenesis } from '../shared/chain/genesis.ts';
@@ -169,15 +161,7 @@ async function loadOrCreateKeys(dir: string): Promise<{ keys: WorkerKeys; create
       nodeKeySeed: bytesToHex(crypto.getRandomValues(new Uint8Array(32))),
       mnemonic: generateMnemonic(),
     };
-    const tmp = `${file}.tmp`;
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, `${JSON.stringify(json, null, 2)}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, file);
+    await writeFileDurable(file, `${JSON.stringify(json, null, 2)}\n`);
     created = true;
   }
   const corrupt = (why: string): never => {

@@ -95,14 +95,7 @@ export class GapFiller {
     };
     const peers = this.opts.peers();
 
-    const want = new Set(h.wanted());
-    for (const peer of peers) {
-      if (want.size === 0) break;
-      const ids = [...want].slice(0, MAX_HISTORY_IDS);
-      const got = await this.tryAsk(peer, { kind: 'ids', ids: ids.map((x) => hexToBytes(x)) });
-      for (const m of got) want.delete(bytesToHex(itResId(this.opts.chainId, m.body)));
-      await offer(got);
-    }
+    await offer(await fetchByIds(this.opts.chainId, peers, this.opts.ask, h.wanted()));
 
     for (const gap of h.gaps()) {
       const miner = hexToBytes(gap.miner);
@@ -138,4 +131,30 @@ export class GapFiller {
       return [];
     }
   }
+}
+
+/**
+ * The IT_RES with the given ids (hex), asked of one member after the other, each for what is still
+ * missing (at most MAX_HISTORY_IDS a request), until all are found or every member was asked. A
+ * member that fails or times out is skipped. Only messages with a requested id are returned.
+ */
+export async function fetchByIds(
+  chainId: string,
+  peers: readonly string[],
+  ask: (peer: string, query: GapQuery) => Promise<ItRes[]>,
+  idsHex: readonly string[],
+): Promise<ItRes[]> {
+  const out: ItRes[] = [];
+  const want = new Set(idsHex);
+  for (const peer of peers) {
+    if (want.size === 0) break;
+    const ids = [...want].slice(0, MAX_HISTORY_IDS).map((x) => hexToBytes(x));
+    try {
+      for (const m of await ask(peer, { kind: 'ids', ids }))
+        if (want.delete(bytesToHex(itResId(chainId, m.body)))) out.push(m);
+    } catch {
+      // Ask the next member.
+    }
+  }
+  return out;
 }

@@ -17,8 +17,8 @@
  * task's history from them).
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileDurable } from '../node-common/durable-file.ts';
 import type { PeerId, PouwNode } from '../node-common/p2p.ts';
 import { peerIdOfNodeKey } from '../node-common/p2p.ts';
 import { bytesToHex, equalBytes } from '../shared/bytes.ts';
@@ -366,21 +366,6 @@ export class JoinService {
   }
 
   async #persist(st: TaskState, set: SignedMinerSet): Promise<void> {
-    const file = this.#file(st);
-    const tmp = `${file}.tmp`;
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(SignedMinerSet.encode(set));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
-    const dir = await open(this.#o.dir, 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+    await writeFileDurable(this.#file(st), SignedMinerSet.encode(set));
   }
 }

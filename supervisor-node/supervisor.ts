@@ -74,12 +74,12 @@ import {
 import { MAX_RESPONSE_BYTES, topics } from '../shared/net/protocols.ts';
 import { batchIndices } from '../shared/pouw/dataset.ts';
 import { encodedSize, type HistoryIds } from '../shared/pouw/history.ts';
-import { ItRes, itResId } from '../shared/pouw/itres.ts';
+import { ItRes } from '../shared/pouw/itres.ts';
 import { batchesPerEpoch } from '../shared/pouw/task.ts';
 import { ChainApp } from './chain.ts';
 import type { SupervisorConfig } from './config.ts';
 import { ConsensusDriver, type DriverLog } from './driver.ts';
-import { GapFiller, type GapQuery } from './gap-filler.ts';
+import { fetchByIds, GapFiller, type GapQuery } from './gap-filler.ts';
 import { type JoinableTask, JoinService } from './join.ts';
 import {
   type HistorySource,
@@ -254,23 +254,7 @@ export async function startSupervisor(opts: SupervisorOptions): Promise<Supervis
     const sourceOf = (t: SupervisedTask): HistorySource =>
       taskHistorySource(
         t,
-        async (idsHex) => {
-          const out: ItRes[] = [];
-          const want = new Set(idsHex);
-          for (const peer of otherMembers()) {
-            if (want.size === 0) break;
-            const ids = [...want].slice(0, MAX_HISTORY_IDS).map((h) => hexToBytes(h));
-            try {
-              for (const m of await askHistory(peer, { kind: 'ids', ids })) {
-                const id = bytesToHex(itResId(chainId, m.body));
-                if (want.delete(id)) out.push(m);
-              }
-            } catch {
-              // Ask the next member.
-            }
-          }
-          return out;
-        },
+        (idsHex) => fetchByIds(chainId, otherMembers(), askHistory, idsHex),
         log,
         pendingDecided.splice(0),
       );

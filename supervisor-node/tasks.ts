@@ -221,13 +221,26 @@ export function emptyHistory(chainId: string): HistorySource {
   };
 }
 
-/** One task's history; missing ids are fetched from the other members with `fetch`. */
 /** Ids asked per fetch while catching up a decided list, and the pause after a fruitless one. */
 const BACKLOG_FETCH_IDS = 256;
 const BACKLOG_RETRY_MS = 1000;
 /** Fruitless fetches in a row before a lagging history stops trying (it then only follows commits). */
 const BACKLOG_MAX_FRUITLESS = 60;
 
+/**
+ * Offers fetched messages in the order `list` names them (predecessors first, so the audit need not
+ * park them), without waiting in between (they still run in call order: a durable history writes
+ * them in one synced batch). Returns how many were recorded, released ones included.
+ */
+async function offerInListOrder(h: TaskHistory, list: HistoryIds, fetched: ItRes[]): Promise<number> {
+  const order = new Map(list.ids.map((id, i) => [bytesToHex(id), i]));
+  const wanted = fetched.filter((m) => order.has(idOf(h, m)));
+  wanted.sort((a, b) => order.get(idOf(h, a))! - order.get(idOf(h, b))!);
+  const outcomes = await Promise.all(wanted.map((m) => h.offer(m)));
+  return outcomes.flatMap((o) => [o, ...o.released]).filter((o) => o.verdict === 'ACCEPT').length;
+}
+
+/** One task's history; missing ids are fetched from the other members with `fetch`. */
 export function taskHistorySource(
   task: SupervisedTask,
   fetch: (idsHex: string[]) => Promise<ItRes[]>,
@@ -258,11 +271,7 @@ export function taskHistorySource(
           }
           const missing = (e.detail['missing'] as string[] | undefined) ?? [];
           const fetched = await fetch(missing.slice(0, BACKLOG_FETCH_IDS)).catch(() => [] as ItRes[]);
-          const order = new Map(next.ids.map((id, i) => [bytesToHex(id), i]));
-          fetched.sort((a, b) => (order.get(idOf(h, a)) ?? 0) - (order.get(idOf(h, b)) ?? 0));
-          const outcomes = await Promise.all(fetched.map((m) => h.offer(m)));
-          const recorded = outcomes.flatMap((o) => [o, ...o.released]).filter((o) => o.verdict === 'ACCEPT');
-          if (recorded.length === 0) {
+          if ((await offerInListOrder(h, next, fetched)) === 0) {
             fruitless++;
             await new Promise((r) => setTimeout(r, BACKLOG_RETRY_MS).unref?.());
           } else fruitless = 0;
@@ -293,14 +302,7 @@ export function taskHistorySource(
         const check = h.checkProposalIds(ids);
         if (check.status === 'complete') return check.root;
         if (check.status === 'invalid') throw check.error;
-        const fetched = await fetch(check.missing);
-        const wanted = new Set(check.missing);
-        // Offer in the proposal's order: predecessors first, so the audit need not park them.
-        const order = new Map(ids.ids.map((id, i) => [bytesToHex(id), i]));
-        fetched.sort((a, b) => (order.get(idOf(h, a)) ?? 0) - (order.get(idOf(h, b)) ?? 0));
-        // Offered without waiting in between (they still run in call order): a durable history
-        // writes them in one synced batch instead of one each.
-        await Promise.all(fetched.filter((m) => wanted.has(idOf(h, m))).map((m) => h.offer(m)));
+        await offerInListOrder(h, ids, await fetch(check.missing));
       }
       throw new HistoryError('HISTORY_MISSING', 'proposed ids could not be fetched', 'IGNORE');
     },

@@ -7,7 +7,7 @@
  * genesis template, the genesis it derives. Exit 0 on success; on failure one JSON line with the
  * typed error on stderr and exit 1. SIGTERM/SIGINT abort the run. Logs are JSON lines on stdout.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
 import { identify } from '@libp2p/identify';
 import { noise } from '@libp2p/noise';
@@ -15,6 +15,7 @@ import { tcp } from '@libp2p/tcp';
 import { yamux } from '@libp2p/yamux';
 import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
+import { writeFileDurable } from '../../node-common/durable-file.ts';
 import { defaultNodeEd25519 } from '../../node-common/ed25519-node.ts';
 import { bytesToHex, hexToBytes, utf8 } from '../../shared/bytes.ts';
 import { genesisToJson } from '../../shared/chain/genesis.ts';
@@ -148,12 +149,6 @@ export function parseDkgCliConfig(json: unknown): DkgCliConfig {
   return config;
 }
 
-function writePrivate(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  renameSync(tmp, path);
-}
-
 /** Runs the DKG for one config; writes the result (and genesis) files and returns the result. */
 export async function runDkgProcess(
   config: DkgCliConfig,
@@ -216,7 +211,7 @@ export async function runDkgProcess(
       faults: result.faults,
       elapsedMs: Math.round(performance.now() - started),
     };
-    writePrivate(config.resultPath, `${JSON.stringify(file, null, 2)}\n`);
+    await writeFileDurable(config.resultPath, `${JSON.stringify(file, null, 2)}\n`);
     if (template !== undefined && config.genesisPath !== undefined) {
       const genesis = genesisFromDkg(template, result);
       writeFileSync(config.genesisPath, `${JSON.stringify(genesisToJson(genesis), null, 2)}\n`);

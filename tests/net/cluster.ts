@@ -8,7 +8,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ChainStore } from '../../node-common/chain-store.ts';
 import { nodeCryptoEd25519 } from '../../node-common/ed25519-node.ts';
@@ -19,7 +18,7 @@ import {
   type PouwNode,
   peerIdOfNodeKey,
 } from '../../node-common/p2p.ts';
-import { type Devnet, ensureDevnet } from '../../scripts/devnet.ts';
+import { type Devnet, ensureDevnet, freePorts } from '../../scripts/devnet.ts';
 import { bytesToHex, hexToBytes } from '../../shared/bytes.ts';
 import { genesisBlock } from '../../shared/chain/genesis.ts';
 import { blockHash, outpointKey, txId } from '../../shared/chain/ids.ts';
@@ -51,14 +50,7 @@ import { StateTree } from '../../shared/state/state-tree.ts';
 const root = join(import.meta.dirname, '..', '..');
 
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
+  return (await freePorts(1))[0]!;
 }
 
 export async function waitFor<T>(
