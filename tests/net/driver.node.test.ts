@@ -344,7 +344,7 @@ describe('consensus driver with a LevelDB write-ahead log', () => {
     }
   });
 
-  it('a member that missed a decision of a now quiet chain decides it from a peer’s commit', {
+  it('a member that missed a decision of a now quiet chain catches up; peers re-publish that height’s commit', {
     timeout: 30_000,
   }, async () => {
     const bus = new Bus();
@@ -367,7 +367,8 @@ describe('consensus driver with a LevelDB write-ahead log', () => {
       );
       assert.equal(apps[3]!.stored.size, 1, 'member 3 missed height 2');
       bus.drop = undefined;
-      // Nothing of height 3 is ever proposed: only the commit of height 2 can move member 3.
+      // No value is ever proposed at height 3: member 3 moves by the height-2 commit, re-published for
+      // it or fetched after the others' nil votes of height 3.
       await waitFor(() => apps[3]!.stored.size >= 2, 10_000, 'member 3 deciding height 2');
       assert.equal(apps[3]!.stored.get(2n), apps[0]!.stored.get(2n));
       assert.ok(bus.members.some((m) => m.driver.stats.commitsForLaggards > 0));
